@@ -1,0 +1,110 @@
+"""Casehook: webhooks in, cases out.
+
+Where a webhook becomes a case: ``webhooks/routes.py`` (receive) → ``webhooks/ingest.py``
+(verify, store, enqueue) → ``webhooks/jobs.py`` (RQ job) → ``webhooks/processing.py`` (match
+commands) → ``cases/service.py`` (open, update, close; writes case events).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+
+from app import config
+from app.extensions import csrf, db, htmx, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Application factory.
+
+    ``test_config`` overrides what the environment says (see ``app/config.py``).
+    """
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config.from_environment(Path(app.instance_path)))
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = config.normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
+    else:
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+    from app import health, logs
+    from app.api import bp as api_bp
+    from app.cases import bp as cases_bp
+    from app.cases import models as _cases  # noqa: F401  (every model, for migrations)
+    from app.events import models as _events  # noqa: F401
+    from app.webhooks import bp as webhooks_bp
+    from app.webhooks import models as _webhooks  # noqa: F401
+    from app.webhooks.cli import register_cli
+
+    logs.configure()
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(cases_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(health.bp)
+    # Inbound routes authenticate by signature; the JSON API will by bearer token.
+    csrf.exempt(webhooks_bp)
+    csrf.exempt(api_bp)
+    register_cli(app)
+
+    from app.templating import register_filters
+
+    register_filters(app)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _http_error(error: HTTPException):
+    """Machines get ``{"error", "detail"}``; people get a readable page."""
+    if request.path.startswith(("/api/", "/webhooks/")) or request.accept_mimetypes.best == (
+        "application/json"
+    ):
+        body = {"error": _slug(error.name), "detail": error.description}
+        return jsonify(body), error.code
+    return render_template("error.html", error=error), error.code
+
+
+def _slug(name: str | None) -> str:
+    return (name or "error").lower().replace(" ", "_")
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets the console read while the worker writes; the busy timeout waits out writers."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def __getattr__(name: str) -> Any:
+    # `gunicorn app:app` imports this package (it shadows app.py), so offer `app` lazily here.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

@@ -1,0 +1,70 @@
+"""Cases: the unit of work an engineer owns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import clock
+from app.extensions import db
+
+CASE_STATUSES = ("open", "closed")
+CLOSE_REASONS = ("manual", "callback", "auto")
+SEVERITIES = ("critical", "error", "warning", "info")
+
+
+class Case(db.Model):
+    """A case. Deliveries with the same ``dedup_key`` on one endpoint land on one case."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        # One case per dedup key and endpoint, ever: a later "reopened" reopens it.
+        UniqueConstraint("endpoint_id", "dedup_key", name="uq_cases_endpoint_dedup_key"),
+        Index("ix_cases_updated_at", "updated_at"),
+        Index("ix_cases_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    provider: Mapped[str] = mapped_column(String(32))
+    endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("endpoints.id", ondelete="SET NULL"))
+    dedup_key: Mapped[str | None] = mapped_column(String(500))
+    severity: Mapped[str] = mapped_column(String(20), default="info")
+    source_url: Mapped[str | None] = mapped_column(Text)
+    delivery_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+    closed_at: Mapped[datetime | None]
+    closed_reason: Mapped[str | None] = mapped_column(String(20))
+
+    events = relationship(
+        "CaseEvent", back_populates="case", order_by="CaseEvent.id", lazy="selectin"
+    )
+    endpoint = relationship("Endpoint")
+
+    def to_dict(self) -> dict:
+        """The case as the JSON API shows it (see ``/api/cases``)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status,
+            "provider": self.provider,
+            "endpoint_id": self.endpoint_id,
+            "dedup_key": self.dedup_key,
+            "severity": self.severity,
+            "source_url": self.source_url,
+            "delivery_count": self.delivery_count,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "closed_at": _iso(self.closed_at),
+            "closed_reason": self.closed_reason,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    from app.templating import as_utc
+
+    return as_utc(moment).isoformat() if moment else None

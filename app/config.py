@@ -1,0 +1,62 @@
+"""Configuration read from the environment (twelve-factor), with embedded defaults.
+
+Every setting can be overridden by ``create_app(test_config)``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+def normalise_database_url(url: str) -> str:
+    """Return a SQLAlchemy URL for ``url``, choosing the psycopg 3 driver for Postgres.
+
+    PaaS add-ons hand out ``postgres://`` URLs, which SQLAlchemy does not accept, and a bare
+    ``postgresql://`` would pick psycopg2, which we do not install.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _secret_key(instance_path: Path) -> str:
+    """``SECRET_KEY`` from the environment, else one generated once and kept under instance/."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def from_environment(instance_path: Path) -> dict:
+    """Build the config mapping from environment variables (see README, "Configuration")."""
+    env = os.environ
+    sqlite_file = instance_path / "casehook.sqlite3"
+    return {
+        "SECRET_KEY": _secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(
+            env.get("DATABASE_URL") or f"sqlite:///{sqlite_file}"
+        ),
+        "REDIS_URL": env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        "RQ_QUEUE": env.get("CASEHOOK_QUEUE", "casehook"),
+        # GitHub caps payloads at 25 MiB; so do we, by default.
+        "MAX_CONTENT_LENGTH": int(env.get("CASEHOOK_MAX_BODY_BYTES", 25 * MiB)),
+        "PUBLIC_URL": env.get("CASEHOOK_PUBLIC_URL", f"http://localhost:{env.get('PORT', '5000')}"),
+        # Deliveries still `received` after this many seconds are re-enqueued by the sweeper.
+        "SWEEP_AFTER_SECONDS": int(env.get("CASEHOOK_SWEEP_AFTER_SECONDS", 30)),
+        "SWEEP_INTERVAL_SECONDS": int(env.get("CASEHOOK_SWEEP_INTERVAL_SECONDS", 60)),
+        "CASES_PER_PAGE": 25,
+        "POLL_SECONDS": int(env.get("CASEHOOK_POLL_SECONDS", 3)),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env.get("CASEHOOK_SECURE_COOKIES", "0") == "1",
+    }

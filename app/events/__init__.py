@@ -1,0 +1,1 @@
+"""Case events: the case's timeline and, later, the outbound stream."""

@@ -1,0 +1,33 @@
+"""Liveness and readiness probes for operators and load balancers."""
+
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+
+from app.extensions import db
+from app.queue import redis_connection
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process answers: ``200 {"status": "ok"}``."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """``200`` when the database and Redis answer, else ``503`` naming what did not."""
+    checks = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # report, do not raise: this is a probe
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        redis_connection().ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {exc.__class__.__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ready" if ready else "not_ready", checks=checks), 200 if ready else 503

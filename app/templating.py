@@ -1,0 +1,35 @@
+"""Jinja filters shared by the console templates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Flask
+from markupsafe import Markup, escape
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def relative_time(moment: datetime | None, now: datetime | None = None) -> Markup:
+    """``<time>`` showing "5 min ago", with the exact UTC time on hover (title)."""
+    if moment is None:
+        return Markup("—")
+    moment = as_utc(moment)
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 45:
+        text = "just now"
+    elif seconds < 3600:
+        text = f"{max(1, round(seconds / 60))} min ago"
+    elif seconds < 86400:
+        text = f"{round(seconds / 3600)} h ago"
+    else:
+        text = f"{round(seconds / 86400)} d ago"
+    exact = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return Markup(f'<time datetime="{moment.isoformat()}" title="{exact}">{escape(text)}</time>')
+
+
+def register_filters(app: Flask) -> None:
+    app.jinja_env.filters["reltime"] = relative_time

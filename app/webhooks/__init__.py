@@ -1,0 +1,7 @@
+"""Inbound webhooks: endpoints, deliveries, provider modules, processing."""
+
+from flask import Blueprint
+
+bp = Blueprint("webhooks", __name__)
+
+from app.webhooks import routes  # noqa: E402, F401

@@ -1,0 +1,140 @@
+"""CLI: ``flask endpoints``, ``flask deliveries``, ``flask demo``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from redis.exceptions import RedisError
+
+from app.extensions import db
+from app.webhooks.jobs import requeue_stranded
+from app.webhooks.models import Endpoint
+from app.webhooks.providers import PROVIDERS, github
+from app.webhooks.secrets import generate_secret, store_secret
+
+DEFAULT_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github"
+
+
+def create_endpoint(provider: str, name: str, secret: str | None = None) -> tuple[Endpoint, str]:
+    """Create and commit an endpoint; returns it and its clear secret (generated if None)."""
+    secret = secret or generate_secret()
+    endpoint = Endpoint(provider=provider, name=name)
+    store_secret(endpoint, secret)
+    db.session.add(endpoint)
+    db.session.commit()
+    return endpoint, secret
+
+
+def endpoint_url(endpoint: Endpoint) -> str:
+    return current_app.config["PUBLIC_URL"].rstrip("/") + endpoint.path
+
+
+endpoints_cli = click.Group("endpoints", help="Configured inbound webhook endpoints.")
+deliveries_cli = click.Group("deliveries", help="Stored deliveries.")
+
+
+@endpoints_cli.command("create")
+@click.option("--provider", required=True, type=click.Choice(sorted(PROVIDERS)))
+@click.option("--name", required=True, help="A name people recognise, e.g. the repository.")
+@click.option("--secret", help="The webhook secret; generated when omitted.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "url", "secret"}.')
+def create_command(provider: str, name: str, secret: str | None, as_json: bool) -> None:
+    """Create an endpoint and print its URL and secret (the secret is shown only now)."""
+    endpoint, secret = create_endpoint(provider, name, secret)
+    url = endpoint_url(endpoint)
+    if as_json:
+        click.echo(json.dumps({"id": endpoint.id, "url": url, "secret": secret}))
+        return
+    click.echo(f"Created {provider} endpoint {endpoint.name!r} ({endpoint.id})")
+    click.echo(f"  URL:    {url}")
+    click.echo(f"  Secret: {secret}")
+    click.echo("Paste both into the provider's webhook settings; the secret is not shown again.")
+
+
+@endpoints_cli.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_command(as_json: bool) -> None:
+    """List endpoints with their URLs."""
+    endpoints = db.session.scalars(db.select(Endpoint).order_by(Endpoint.created_at)).all()
+    rows = [
+        {
+            "id": e.id,
+            "provider": e.provider,
+            "name": e.name,
+            "url": endpoint_url(e),
+            "enabled": e.enabled,
+        }
+        for e in endpoints
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+    elif not rows:
+        click.echo("No endpoints yet: flask endpoints create --provider github --name NAME")
+    for row in [] if as_json else rows:
+        state = "enabled" if row["enabled"] else "disabled"
+        click.echo(f"{row['id']}  {row['provider']:<8} {state:<8} {row['name']}  {row['url']}")
+
+
+@deliveries_cli.command("requeue")
+@click.option("--older-than", default=0.0, show_default=True, help="Seconds since receipt.")
+def requeue_command(older_than: float) -> None:
+    """Enqueue deliveries that were stored but never processed (e.g. Redis was down)."""
+    try:
+        count = requeue_stranded(older_than)
+    except RedisError as exc:
+        raise click.ClickException(f"Redis is unreachable ({exc}); is REDIS_URL right?") from exc
+    click.echo(f"Requeued {count} deliveries.")
+
+
+def _fixture_order(path: Path) -> tuple[int, str]:
+    # Send openings before activity and closings, as a real history would.
+    action = path.stem.split(".", 1)[-1]
+    return ({"opened": 0, "created": 1, "reopened": 3, "closed": 4}.get(action, 2), path.name)
+
+
+@click.command("demo")
+@click.option(
+    "--fixtures",
+    "fixtures_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_FIXTURES,
+    show_default=True,
+    help="Folder of GitHub payloads (EVENT.ACTION.json).",
+)
+def demo_command(fixtures_dir: Path) -> None:
+    """Create a demo GitHub endpoint and send every fixture through the real route."""
+    files = sorted(fixtures_dir.glob("*.json"), key=_fixture_order) if fixtures_dir.is_dir() else []
+    if not files:
+        raise click.ClickException(
+            f"no *.json payloads in {fixtures_dir}; pass --fixtures DIR (GitHub payloads "
+            "named like issues.opened.json)"
+        )
+    endpoint, secret = create_endpoint("github", "Demo (GitHub fixtures)")
+    client = current_app.test_client()
+    for path in files:
+        body = path.read_bytes()
+        response = client.post(
+            endpoint.path,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-GitHub-Event": path.stem.split(".", 1)[0],
+                "X-GitHub-Delivery": str(uuid.uuid4()),
+                github.SIGNATURE_HEADER: github.sign(secret, body),
+            },
+        )
+        click.echo(f"{response.status_code}  {path.name}")
+    click.echo(
+        f"Sent {len(files)} deliveries to {endpoint_url(endpoint)}; the worker opens "
+        "the cases. Open /cases."
+    )
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(endpoints_cli)
+    app.cli.add_command(deliveries_cli)
+    app.cli.add_command(demo_command)

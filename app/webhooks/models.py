@@ -1,0 +1,74 @@
+"""Endpoints (configured inbound webhooks) and deliveries (what arrived, stored as it came)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import clock
+from app.extensions import db
+from app.ids import new_id
+
+
+class Endpoint(db.Model):
+    """One inbound webhook: a provider and a secret; URL ``/webhooks/<provider>/<id>``.
+
+    The secret is either stored Fernet-encrypted (``secret_encrypted``) or named by an
+    environment variable (``secret_env``), never in clear.
+    """
+
+    __tablename__ = "endpoints"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    provider: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    secret_env: Mapped[str | None] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="endpoint", lazy="dynamic")
+
+    @property
+    def path(self) -> str:
+        return f"/webhooks/{self.provider}/{self.id}"
+
+
+class Delivery(db.Model):
+    """One received HTTP request, as it came. A fact: never edited after processing.
+
+    ``delivery_id`` is the provider's id (``X-GitHub-Delivery``, ...), unique per endpoint; it
+    is NULL on refused requests so that a forged request cannot claim a real delivery's id.
+    ``verdict`` says whether the request was accepted; ``status`` where processing stands:
+    ``received`` (stored, maybe not yet enqueued) → ``processed`` | ``failed``.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "delivery_id", name="uq_deliveries_endpoint_delivery"),
+        Index("ix_deliveries_status_received", "status", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str | None] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(200), default="")
+    headers: Mapped[dict] = mapped_column(JSON, default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    received_at: Mapped[datetime] = mapped_column(default=clock.now)
+    verdict: Mapped[str] = mapped_column(String(20), default="accepted")
+    verdict_detail: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    outcome: Mapped[str | None] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    processed_at: Mapped[datetime | None]
+    processing_ms: Mapped[float | None]
+
+    endpoint: Mapped[Endpoint] = relationship(back_populates="deliveries")
+
+    @property
+    def body_text(self) -> str:
+        """The body decoded for display; undecodable bytes shown as U+FFFD."""
+        return (self.body or b"").decode("utf-8", errors="replace")

@@ -1,0 +1,102 @@
+"""Processing a stored delivery: match its endpoint's commands, run their actions.
+
+This is step 3 of SPEC §3. It is idempotent: the first statement claims the delivery
+(``received``/``failed`` → ``processed``) and everything else happens in that transaction,
+so a second run, or a concurrent one, changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.cases import service
+from app.extensions import db
+from app.logs import log
+from app.webhooks.commands import matching
+from app.webhooks.models import Delivery
+from app.webhooks.payloads import parse_payload
+from app.webhooks.providers import get_provider
+from app.webhooks.providers.base import PayloadError
+
+ACTIONS = {
+    "open_case": service.open_case,
+    "update_case": service.update_case,
+    "close_case": service.close_case,
+}
+
+
+def process_delivery(delivery_pk: str, attempts: int = 3) -> str:
+    """Process the stored delivery ``delivery_pk`` (``Delivery.id``) and commit.
+
+    Returns the outcome ("opened a case", "no command matched", "already processed", ...).
+    Two workers opening the same new case race on the dedup key's unique constraint; the
+    loser rolls back and tries again, then finds the winner's case.
+    """
+    for attempt in range(attempts):
+        try:
+            return _process_once(delivery_pk)
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _process_once(delivery_pk: str) -> str:
+    started = time.perf_counter()
+    claimed = db.session.execute(
+        db.update(Delivery)
+        .where(Delivery.id == delivery_pk, Delivery.status.in_(("received", "failed")))
+        .values(status="processed", processed_at=clock.now())
+    )
+    if claimed.rowcount == 0:
+        db.session.rollback()
+        return "already processed" if db.session.get(Delivery, delivery_pk) else "no such delivery"
+    delivery = db.session.get(Delivery, delivery_pk)
+    provider = get_provider(delivery.endpoint.provider)
+    outcomes = []
+    try:
+        payload = parse_payload(delivery.headers, delivery.body)
+    except PayloadError as exc:
+        outcomes.append(f"not processed: {exc}")
+        payload = None
+    if provider is None:
+        outcomes.append(f"no provider module for {delivery.endpoint.provider!r}")
+    elif payload is not None:
+        facts = provider.case_facts(delivery.event_type, payload)
+        commands = matching(provider.builtin_commands(), delivery.event_type, payload)
+        for command in commands:
+            if command.action == "ignore":
+                outcomes.append(f"{command.name}: ignored")
+                continue
+            _case, outcome = ACTIONS[command.action](facts, delivery)
+            outcomes.append(f"{command.name}: {outcome}")
+        if not commands:
+            outcomes.append("no command matched; recorded only")
+    delivery.outcome = "; ".join(outcomes)
+    delivery.processing_ms = round((time.perf_counter() - started) * 1000, 3)
+    db.session.commit()
+    log.info(
+        "delivery.processed",
+        delivery_pk=delivery.id,
+        delivery_id=delivery.delivery_id,
+        event_type=delivery.event_type,
+        case_id=delivery.case_id,
+        outcome=delivery.outcome,
+        processing_ms=delivery.processing_ms,
+    )
+    return delivery.outcome
+
+
+def mark_failed(delivery_pk: str, error: BaseException) -> None:
+    """Record that processing raised, so the deliveries log and the sweeper can see it."""
+    db.session.rollback()
+    db.session.execute(
+        db.update(Delivery)
+        .where(Delivery.id == delivery_pk, Delivery.status != "processed")
+        .values(status="failed", outcome=f"failed: {error.__class__.__name__}: {error}"[:2000])
+    )
+    db.session.commit()

@@ -1,0 +1,45 @@
+"""Ingest route and the console pages for endpoints and deliveries."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, jsonify, render_template, request
+from sqlalchemy import func
+
+from app.extensions import db
+from app.webhooks import bp
+from app.webhooks.ingest import receive
+from app.webhooks.models import Delivery, Endpoint
+
+
+@bp.post("/webhooks/<provider>/<endpoint_id>")
+def ingest(provider: str, endpoint_id: str):
+    """Receive one delivery; see ``ingest.receive`` for the answers."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, f"body is {request.content_length} bytes; the limit is {limit} bytes")
+    receipt = receive(provider, endpoint_id, request.headers, request.get_data(cache=False))
+    return jsonify(receipt.body), receipt.status
+
+
+@bp.get("/endpoints")
+def endpoints():
+    """Console: the configured endpoints with their URLs and delivery counts."""
+    rows = db.session.execute(
+        db.select(Endpoint, func.count(Delivery.id))
+        .outerjoin(Delivery, Delivery.endpoint_id == Endpoint.id)
+        .group_by(Endpoint.id)
+        .order_by(Endpoint.created_at)
+    ).all()
+    return render_template(
+        "webhooks/endpoints.html", rows=rows, public_url=current_app.config["PUBLIC_URL"]
+    )
+
+
+@bp.get("/deliveries/<delivery_pk>")
+def delivery(delivery_pk: str):
+    """Console: one stored delivery, headers and raw body (full page or ``_delivery`` part)."""
+    stored = db.get_or_404(Delivery, delivery_pk, description="no such delivery")
+    template = "webhooks/_delivery.html" if request.htmx else "webhooks/delivery.html"
+    response = current_app.make_response(render_template(template, delivery=stored))
+    response.vary.add("HX-Request")
+    return response
