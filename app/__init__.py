@@ -33,9 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    app.config.from_mapping(config.from_environment(Path(app.instance_path)))
-    if test_config:
-        app.config.from_mapping(test_config)
+    app.config.from_mapping(config.from_environment(Path(app.instance_path), test_config))
     app.config["SQLALCHEMY_DATABASE_URI"] = config.normalise_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )

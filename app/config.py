@@ -37,12 +37,17 @@ def _secret_key(instance_path: Path) -> str:
     return key
 
 
-def from_environment(instance_path: Path) -> dict:
-    """Build the config mapping from environment variables (see README, "Configuration")."""
+def from_environment(instance_path: Path, overrides: dict | None = None) -> dict:
+    """Build the config mapping from environment variables (see README, "Configuration").
+
+    ``overrides`` (a test config) win; a ``SECRET_KEY`` there means none is generated.
+    """
     env = os.environ
+    overrides = overrides or {}
     sqlite_file = instance_path / "casehook.sqlite3"
+    secret_key = overrides.get("SECRET_KEY") or _secret_key(instance_path)
     return {
-        "SECRET_KEY": _secret_key(instance_path),
+        "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(
             env.get("DATABASE_URL") or f"sqlite:///{sqlite_file}"
         ),
@@ -59,4 +64,5 @@ def from_environment(instance_path: Path) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("CASEHOOK_SECURE_COOKIES", "0") == "1",
+        **overrides,
     }

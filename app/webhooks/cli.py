@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from redis.exceptions import RedisError
 
 from app.extensions import db
@@ -33,8 +34,8 @@ def endpoint_url(endpoint: Endpoint) -> str:
     return current_app.config["PUBLIC_URL"].rstrip("/") + endpoint.path
 
 
-endpoints_cli = click.Group("endpoints", help="Configured inbound webhook endpoints.")
-deliveries_cli = click.Group("deliveries", help="Stored deliveries.")
+endpoints_cli = AppGroup("endpoints", help="Configured inbound webhook endpoints.")
+deliveries_cli = AppGroup("deliveries", help="Stored deliveries.")
 
 
 @endpoints_cli.command("create")
@@ -97,6 +98,7 @@ def _fixture_order(path: Path) -> tuple[int, str]:
 
 
 @click.command("demo")
+@with_appcontext
 @click.option(
     "--fixtures",
     "fixtures_dir",

