@@ -30,7 +30,7 @@ from app.webhooks.cli import create_endpoint
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 GITHUB_FIXTURES = FIXTURES / "github"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/casehook_test"
+DEFAULT_PG = "postgresql://postgres:postgres@127.0.0.1:5432/casehook_test"
 
 
 @pytest.fixture(scope="session")

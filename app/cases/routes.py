@@ -47,6 +47,9 @@ def index():
         }
         if request.htmx:
             response = current_app.make_response(render_template("cases/_table.html", **context))
+            if "since" not in request.args:
+                # Filters changed: put the canonical URL (no empty fields) in the address bar.
+                response.headers["HX-Push-Url"] = url_for("cases.index", **filters.as_query())
         else:
             response = current_app.make_response(
                 render_template("cases/index.html", providers=providers_in_use(), **context)

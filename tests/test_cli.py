@@ -1,0 +1,52 @@
+"""``flask endpoints``, ``flask demo``."""
+
+import json
+
+from app.extensions import db
+from app.webhooks.models import Endpoint
+from app.webhooks.secrets import endpoint_secret
+from tests.conftest import GITHUB_FIXTURES
+
+
+def test_endpoints_create_json_and_list(app, runner):
+    result = runner.invoke(args=["endpoints", "create", "--provider", "github", "--name",
+                                 "octo/repo", "--secret", "s3cret", "--json"])
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["url"] == f"http://casehook.test/webhooks/github/{created['id']}"
+    assert created["secret"] == "s3cret"
+    with app.app_context():
+        endpoint = db.session.get(Endpoint, created["id"])
+        assert "s3cret" not in (endpoint.secret_encrypted or "")  # stored encrypted
+        assert endpoint_secret(endpoint) == "s3cret"
+    listed = runner.invoke(args=["endpoints", "list"])
+    assert created["url"] in listed.output and "octo/repo" in listed.output
+
+
+def test_endpoints_create_generates_a_secret(runner):
+    result = runner.invoke(args=["endpoints", "create", "--provider", "github", "--name", "x"])
+    assert result.exit_code == 0
+    assert "Secret: " in result.output and "not shown again" in result.output
+
+
+def test_endpoints_create_refuses_unknown_provider(runner):
+    result = runner.invoke(args=["endpoints", "create", "--provider", "fax", "--name", "x"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--provider': 'fax'" in result.output
+
+
+def test_demo_sends_every_fixture_through_the_route(app, runner, drain):
+    result = runner.invoke(args=["demo", "--fixtures", str(GITHUB_FIXTURES)])
+    assert result.exit_code == 0, result.output
+    sent = len(list(GITHUB_FIXTURES.glob("*.json")))
+    assert f"Sent {sent} deliveries" in result.output
+    assert result.output.count("202  ") == sent - 1  # ping answers 200
+    assert drain() == 0
+    client = app.test_client()
+    assert client.get("/api/cases").json["total"] == 2
+
+
+def test_demo_with_an_empty_folder_says_what_to_pass(runner, tmp_path):
+    result = runner.invoke(args=["demo", "--fixtures", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "--fixtures DIR" in result.output
