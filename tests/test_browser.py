@@ -21,8 +21,8 @@ CHROMIUM_ARGS = [
 
 
 def _chromium_path() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(
-        "chromium-browser"
+    path = (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     )
     if not path:
         message = "no system Chromium (apt-get install chromium)"
@@ -108,8 +108,10 @@ def test_case_appears_live_then_filter_open_and_read_timeline(
 
     row.get_by_role("link").click()
     page.wait_for_url("**/cases/*")
-    assert page.locator("h1").inner_text().endswith(
-        "Spelling error in the README file (Codertocat/Hello-World#1)"
+    assert (
+        page.locator("h1")
+        .inner_text()
+        .endswith("Spelling error in the README file (Codertocat/Hello-World#1)")
     )
     assert page.locator("#case-status").inner_text() == "open"
     timeline = page.locator(".timeline")

@@ -9,8 +9,19 @@ from tests.conftest import GITHUB_FIXTURES
 
 
 def test_endpoints_create_json_and_list(app, runner):
-    result = runner.invoke(args=["endpoints", "create", "--provider", "github", "--name",
-                                 "octo/repo", "--secret", "s3cret", "--json"])
+    result = runner.invoke(
+        args=[
+            "endpoints",
+            "create",
+            "--provider",
+            "github",
+            "--name",
+            "octo/repo",
+            "--secret",
+            "s3cret",
+            "--json",
+        ]
+    )
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)
     assert created["url"] == f"http://casehook.test/webhooks/github/{created['id']}"

@@ -12,8 +12,12 @@ from tests.conftest import fixture_payload
 @pytest.fixture
 def cases(app, github, drain):
     """Two GitHub cases (issue #1 open, PR #2 closed) and one failed CI case."""
-    for name in ("issues.opened", "pull_request.opened", "issue_comment.created",
-                 "pull_request.closed"):
+    for name in (
+        "issues.opened",
+        "pull_request.opened",
+        "issue_comment.created",
+        "pull_request.closed",
+    ):
         github.send_fixture(name)
     failed = fixture_payload("workflow_run.completed")
     failed["workflow_run"]["conclusion"] = "failure"
@@ -131,21 +135,35 @@ def test_api_lists_cases_with_filters(client, cases):
     body = client.get("/api/cases").json
     assert body["total"] == 3
     first = body["cases"][0]
-    assert set(first) >= {"id", "title", "status", "provider", "dedup_key", "delivery_count",
-                          "created_at", "updated_at", "closed_reason"}
+    assert set(first) >= {
+        "id",
+        "title",
+        "status",
+        "provider",
+        "dedup_key",
+        "delivery_count",
+        "created_at",
+        "updated_at",
+        "closed_reason",
+    }
     closed = client.get("/api/cases?status=closed").json
     assert [c["dedup_key"] for c in closed["cases"]] == ["Codertocat/Hello-World#2"]
     assert closed["cases"][0]["closed_reason"] == "auto"
     assert client.get("/api/cases?q=README&provider=github").json["total"] == 2
     assert client.get("/api/cases?provider=gitlab").json == {
-        "cases": [], "total": 0, "page": 1, "per_page": 25}
+        "cases": [],
+        "total": 0,
+        "page": 1,
+        "per_page": 25,
+    }
     assert client.get("/api/cases?page=2").json["cases"] == []
 
 
 def test_api_case_with_events(app, client, cases):
     with app.app_context():
         case_id = db.session.scalar(
-            db.select(Case.id).where(Case.dedup_key == "Codertocat/Hello-World#1"))
+            db.select(Case.id).where(Case.dedup_key == "Codertocat/Hello-World#1")
+        )
     body = client.get(f"/api/cases/{case_id}").json
     assert body["delivery_count"] == 2
     assert [e["type"] for e in body["events"]] == ["case.opened", "case.updated"]
