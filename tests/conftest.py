@@ -131,19 +131,20 @@ class GitHubSender:
             self.endpoint_id, self.path = endpoint.id, endpoint.path
         self.app, self.client = app, client
 
+    def headers(self, event: str, body: bytes, delivery_id: str | None = None) -> dict:
+        """The headers GitHub sends with ``body``, signed with this endpoint's secret."""
+        signature = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        return {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+            "X-Hub-Signature-256": signature,
+        }
+
     def send(self, event: str, payload: dict | bytes, delivery_id: str | None = None, **headers):
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        signature = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
         return self.client.post(
-            self.path,
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-GitHub-Event": event,
-                "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
-                "X-Hub-Signature-256": signature,
-                **headers,
-            },
+            self.path, data=body, headers={**self.headers(event, body, delivery_id), **headers}
         )
 
     def send_fixture(self, name: str, delivery_id: str | None = None):

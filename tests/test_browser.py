@@ -57,21 +57,9 @@ def live_server(app):
 
 
 def _post_fixture(base_url: str, github, name: str) -> None:
-    import hashlib
-    import hmac
-    import uuid
-
     body = (GITHUB_FIXTURES / f"{name}.json").read_bytes()
-    signature = "sha256=" + hmac.new(github.secret.encode(), body, hashlib.sha256).hexdigest()
     response = httpx.post(
-        base_url + github.path,
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-GitHub-Event": name.split(".", 1)[0],
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": signature,
-        },
+        base_url + github.path, content=body, headers=github.headers(name.split(".")[0], body)
     )
     assert response.status_code == 202, response.text
 

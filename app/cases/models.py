@@ -41,7 +41,7 @@ class Case(db.Model):
     closed_reason: Mapped[str | None] = mapped_column(String(20))
 
     events = relationship(
-        "CaseEvent", back_populates="case", order_by="CaseEvent.id", lazy="selectin"
+        "CaseEvent", back_populates="case", order_by="CaseEvent.id"
     )
     endpoint = relationship("Endpoint")
 
