@@ -40,9 +40,7 @@ class Case(db.Model):
     closed_at: Mapped[datetime | None]
     closed_reason: Mapped[str | None] = mapped_column(String(20))
 
-    events = relationship(
-        "CaseEvent", back_populates="case", order_by="CaseEvent.id"
-    )
+    events = relationship("CaseEvent", back_populates="case", order_by="CaseEvent.id")
     endpoint = relationship("Endpoint")
 
     def to_dict(self) -> dict:

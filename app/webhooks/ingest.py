@@ -42,11 +42,15 @@ def receive(
 ) -> Receipt:
     """Verify and store one request to ``/webhooks/<provider_name>/<endpoint_id>``.
 
-    Answers (``Receipt.status``): 202 stored and enqueued (or stored, to be swept, if Redis
-    is down); 200 a repeated delivery id or a ping; 404 unknown endpoint or provider; 410
-    endpoint disabled; 401 a failed check, naming the header; 400 an authentic body that is
-    not a JSON object or lacks a delivery id (stored with verdict ``rejected``); 503 the
-    endpoint's secret cannot be read. The size limit (413) is enforced before this runs.
+    Answers (``Receipt.status``):
+    - 202: stored and enqueued (or stored, to be swept later, if Redis is down);
+    - 200: a repeated delivery id, or a connection test (ping, challenge);
+    - 404: unknown endpoint or provider; 410: endpoint disabled;
+    - 401: a failed check, naming the header (stored, verdict ``unauthorized``);
+    - 400: an authentic body that is not a JSON object or lacks a delivery id (stored,
+      verdict ``rejected``);
+    - 503: the endpoint's secret cannot be read.
+    The size limit (413) is enforced by the route before this runs.
     """
     provider = get_provider(provider_name)
     endpoint = db.session.get(Endpoint, endpoint_id)
@@ -80,7 +84,8 @@ def receive(
         return Receipt.error(400, "bad_payload", str(exc))
 
     event_type = provider.event_type(headers, payload)
-    is_ping = event_type in provider.ping_event_types
+    answer = provider.immediate_answer(event_type, payload)
+    is_ping = answer is not None
     delivery = Delivery(
         endpoint_id=endpoint.id,
         delivery_id=delivery_id,
@@ -89,7 +94,7 @@ def receive(
         body=body,
         verdict="accepted",
         status="processed" if is_ping else "received",
-        outcome="ping: the provider tested the connection" if is_ping else None,
+        outcome="answered at once: the provider tested the connection" if is_ping else None,
     )
     db.session.add(delivery)
     try:
@@ -105,7 +110,7 @@ def receive(
             },
         )
     if is_ping:
-        return Receipt(200, {"delivery_id": delivery_id, "detail": "pong"})
+        return Receipt(200, {"delivery_id": delivery_id, **answer})
     queued = enqueue_processing(delivery.id)
     log.info(
         "delivery.received",

@@ -19,7 +19,7 @@ from app.webhooks.commands import matching
 from app.webhooks.models import Delivery
 from app.webhooks.payloads import parse_payload
 from app.webhooks.providers import get_provider
-from app.webhooks.providers.base import PayloadError
+from app.webhooks.providers.base import PayloadError, Provider
 
 ACTIONS = {
     "open_case": service.open_case,
@@ -66,16 +66,8 @@ def _process_once(delivery_pk: str) -> str:
     if provider is None:
         outcomes.append(f"no provider module for {delivery.endpoint.provider!r}")
     elif payload is not None:
-        facts = provider.case_facts(delivery.event_type, payload)
-        commands = matching(provider.builtin_commands(), delivery.event_type, payload)
-        for command in commands:
-            if command.action == "ignore":
-                outcomes.append(f"{command.name}: ignored")
-                continue
-            _case, outcome = ACTIONS[command.action](facts, delivery)
-            outcomes.append(f"{command.name}: {outcome}")
-        if not commands:
-            outcomes.append("no command matched; recorded only")
+        for event_type, subject in provider.split(delivery.event_type, payload):
+            outcomes.extend(_run_commands(provider, delivery, event_type, subject))
     delivery.outcome = "; ".join(outcomes)
     delivery.processing_ms = round((time.perf_counter() - started) * 1000, 3)
     db.session.commit()
@@ -89,6 +81,23 @@ def _process_once(delivery_pk: str) -> str:
         processing_ms=delivery.processing_ms,
     )
     return delivery.outcome
+
+
+def _run_commands(
+    provider: Provider, delivery: Delivery, event_type: str, subject: dict
+) -> list[str]:
+    commands = matching(provider.builtin_commands(), event_type, subject)
+    if not commands:
+        return ["no command matched; recorded only"]
+    facts = provider.case_facts(event_type, subject)
+    outcomes = []
+    for command in commands:
+        if command.action == "ignore":
+            outcomes.append(f"{command.name}: ignored")
+            continue
+        _case, outcome = ACTIONS[command.action](facts, delivery)
+        outcomes.append(f"{command.name}: {outcome}")
+    return outcomes
 
 
 def mark_failed(delivery_pk: str, error: BaseException) -> None:

@@ -47,8 +47,6 @@ class Provider:
     """
 
     name: ClassVar[str]
-    #: Event types that only test the connection: answered 200, stored, never processed.
-    ping_event_types: ClassVar[frozenset[str]] = frozenset()
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``VerificationError`` unless ``body`` was sent by someone holding ``secret``."""
@@ -61,6 +59,17 @@ class Provider:
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
         """The normalised ``resource.action`` event type."""
         raise NotImplementedError
+
+    def immediate_answer(self, event_type: str, payload: dict) -> dict | None:
+        """The 200 body for a delivery that only tests the connection (GitHub ``ping``, Slack
+        ``url_verification``), answered after verification, stored, never processed; else
+        None."""
+        return None
+
+    def split(self, event_type: str, payload: dict) -> list[tuple[str, dict]]:
+        """The ``(event type, payload)`` pairs commands run on; one per alert for providers
+        that batch several (Alertmanager). Default: the delivery itself."""
+        return [(event_type, payload)]
 
     def case_facts(self, event_type: str, payload: Any) -> CaseFacts:
         """Dedup key, title, severity and source URL for the case this delivery is about."""

@@ -37,7 +37,9 @@ def sign(secret: str, body: bytes) -> str:
 
 class GitHub(Provider):
     name = "github"
-    ping_event_types = frozenset({"ping"})
+
+    def immediate_answer(self, event_type: str, payload: dict) -> dict | None:
+        return {"detail": "pong"} if event_type == "ping" else None
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given = headers.get(SIGNATURE_HEADER)
