@@ -27,6 +27,8 @@ class Endpoint(db.Model):
     secret_encrypted: Mapped[str | None] = mapped_column(Text)
     secret_env: Mapped[str | None] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(default=True)
+    #: Provider-specific options, e.g. Alertmanager ``{"group_by": "fingerprint"|"groupKey"}``.
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="endpoint", lazy="dynamic")

@@ -66,7 +66,8 @@ def _process_once(delivery_pk: str) -> str:
     if provider is None:
         outcomes.append(f"no provider module for {delivery.endpoint.provider!r}")
     elif payload is not None:
-        for event_type, subject in provider.split(delivery.event_type, payload):
+        settings = delivery.endpoint.settings or {}
+        for event_type, subject in provider.split(delivery.event_type, payload, settings):
             outcomes.extend(_run_commands(provider, delivery, event_type, subject))
     delivery.outcome = "; ".join(outcomes)
     delivery.processing_ms = round((time.perf_counter() - started) * 1000, 3)

@@ -66,9 +66,12 @@ class Provider:
         None."""
         return None
 
-    def split(self, event_type: str, payload: dict) -> list[tuple[str, dict]]:
+    def split(
+        self, event_type: str, payload: dict, settings: Mapping[str, Any]
+    ) -> list[tuple[str, dict]]:
         """The ``(event type, payload)`` pairs commands run on; one per alert for providers
-        that batch several (Alertmanager). Default: the delivery itself."""
+        that batch several (Alertmanager). ``settings`` are the endpoint's. Default: the
+        delivery itself."""
         return [(event_type, payload)]
 
     def case_facts(self, event_type: str, payload: Any) -> CaseFacts:
