@@ -61,3 +61,30 @@ def test_demo_with_an_empty_folder_says_what_to_pass(runner, tmp_path):
     result = runner.invoke(args=["demo", "--fixtures", str(tmp_path)])
     assert result.exit_code == 1
     assert "--fixtures DIR" in result.output
+
+
+GITHUB_VECTOR = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+
+
+def test_webhooks_verify_valid_and_invalid(runner, tmp_path):
+    body = tmp_path / "body"
+    body.write_bytes(b"Hello, World!")
+    headers = tmp_path / "headers.txt"
+    headers.write_text(f"POST /hook HTTP/1.1\nX-Hub-Signature-256: {GITHUB_VECTOR}\n")
+    args = ["webhooks", "verify", "--provider", "github", "--headers", str(headers),
+            "--body", str(body)]  # fmt: skip
+    ok = runner.invoke(args=[*args, "--secret", "It's a Secret to Everybody"])
+    assert (ok.exit_code, ok.output) == (0, "valid\n")
+    bad = runner.invoke(args=[*args, "--secret", "wrong"])
+    assert bad.exit_code == 1
+    assert bad.output.startswith("invalid: bad_signature: X-Hub-Signature-256")
+
+
+def test_webhooks_verify_reads_json_headers(runner, tmp_path):
+    (tmp_path / "h.json").write_text(json.dumps({"Content-Type": "application/json"}))
+    (tmp_path / "b").write_bytes(b"{}")
+    result = runner.invoke(args=["webhooks", "verify", "--provider", "github", "--secret", "s",
+                                 "--headers", str(tmp_path / "h.json"), "--body",
+                                 str(tmp_path / "b"), "--at", "1700000000"])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.startswith("invalid: missing_header: X-Hub-Signature-256")

@@ -35,6 +35,7 @@ def endpoint_url(endpoint: Endpoint) -> str:
 
 
 endpoints_cli = AppGroup("endpoints", help="Configured inbound webhook endpoints.")
+webhooks_cli = AppGroup("webhooks", help="Check saved webhook requests.")
 deliveries_cli = AppGroup("deliveries", help="Stored deliveries.")
 
 
@@ -91,6 +92,56 @@ def requeue_command(older_than: float) -> None:
     click.echo(f"Requeued {count} deliveries.")
 
 
+def read_headers(text: str) -> dict[str, str]:
+    """Headers from a saved request: a JSON object, or ``Name: value`` lines (as ``curl -D``
+    or a raw HTTP request writes them; a leading request/status line is skipped)."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        return {str(k): str(v) for k, v in json.loads(stripped).items()}
+    headers = {}
+    for line in stripped.splitlines():
+        name, colon, value = line.partition(":")
+        if colon and " " not in name.strip():
+            headers[name.strip()] = value.strip()
+    return headers
+
+
+@webhooks_cli.command("verify")
+@click.option("--provider", required=True, type=click.Choice(sorted(PROVIDERS)))
+@click.option("--secret", required=True, help="The endpoint's secret.")
+@click.option(
+    "--headers",
+    "headers_file",
+    required=True,
+    type=click.File("r"),
+    help="Saved headers: JSON object or 'Name: value' lines.",
+)
+@click.option(
+    "--body", "body_file", required=True, type=click.File("rb"), help="The raw body, byte for byte."
+)
+@click.option("--at", "at", type=float, help="Check as if now were this Unix time.")
+def verify_command(provider: str, secret: str, headers_file, body_file, at: float | None) -> None:
+    """Check a saved request offline, with the route's own code: prints ``valid`` (exit 0)
+    or ``invalid: <check>: <detail>`` (exit 1)."""
+    from datetime import UTC, datetime
+
+    from werkzeug.datastructures import Headers
+
+    from app import clock
+    from app.webhooks.providers.base import VerificationError
+
+    headers = Headers(list(read_headers(headers_file.read()).items()))
+    body = body_file.read()
+    moment = datetime.fromtimestamp(at, UTC) if at is not None else clock.now()
+    try:
+        with clock.frozen_at(moment):
+            PROVIDERS[provider].verify(secret, headers, body)
+    except VerificationError as exc:
+        click.echo(f"invalid: {exc.check}: {exc.detail}")
+        raise SystemExit(1) from None
+    click.echo("valid")
+
+
 def _fixture_order(path: Path) -> tuple[int, str]:
     # Send openings before activity and closings, as a real history would.
     action = path.stem.split(".", 1)[-1]
@@ -138,5 +189,6 @@ def demo_command(fixtures_dir: Path) -> None:
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(endpoints_cli)
+    app.cli.add_command(webhooks_cli)
     app.cli.add_command(deliveries_cli)
     app.cli.add_command(demo_command)
