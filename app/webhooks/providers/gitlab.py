@@ -1,0 +1,231 @@
+"""GitLab: ``X-Gitlab-Token``, ``Idempotency-Key``, body ``object_kind`` + action or status.
+
+GitLab docs, "Webhooks" (user/project/integrations/webhooks): GitLab does not sign
+deliveries; the secret token configured on the webhook is sent as-is in ``X-Gitlab-Token``,
+so the check is a constant-time comparison with the endpoint's secret. ``Idempotency-Key``
+(GitLab 17.4+) is the same on every retry of one delivery; older versions send
+``X-Gitlab-Event-UUID``. GitLab docs, "Webhook events": ``object_kind`` names the resource
+(``issue``, ``merge_request``, ``note``, ``pipeline``), ``object_attributes.action`` says what
+happened to an issue, merge request or note (``open``, ``close``, ``reopen``, ``update``,
+``merge``, ...) and ``object_attributes.status`` is a pipeline's state (``failed``,
+``success``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.webhooks.commands import Command, Condition
+from app.webhooks.providers.base import (
+    CaseFacts,
+    PayloadError,
+    Provider,
+    VerificationError,
+    constant_time_equal,
+    mapping,
+    text_of,
+)
+
+TOKEN_HEADER = "X-Gitlab-Token"
+DELIVERY_HEADERS = ("Idempotency-Key", "X-Gitlab-Event-UUID")
+#: "Issue Hook", "Merge Request Hook", ...: only used when the body has no ``object_kind``.
+EVENT_HEADER = "X-Gitlab-Event"
+
+#: Pipeline states spelled differently by some senders, mapped to GitLab's own names
+#: (``failed``, ``success``, ``canceled``, ... in the GitLab docs). Published captures
+#: (e.g. the shared pipeline fixture) say ``fail``.
+STATUS_ALIASES = {"fail": "failed"}
+#: Past tense of an action, for the timeline ("opened the issue").
+ACTION_VERBS = {
+    "open": "opened",
+    "close": "closed",
+    "reopen": "reopened",
+    "update": "updated",
+    "merge": "merged",
+    "approved": "approved",
+    "unapproved": "unapproved",
+    "approval": "approved",
+    "unapproval": "unapproved",
+    "create": "created",
+}
+
+
+class GitLab(Provider):
+    name = "gitlab"
+
+    def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
+        given = headers.get(TOKEN_HEADER)
+        if not given:
+            raise VerificationError(
+                "missing_header",
+                f"{TOKEN_HEADER} header is missing; set the endpoint's secret as the "
+                "GitLab webhook's secret token",
+            )
+        if not constant_time_equal(given.strip(), secret):
+            raise VerificationError(
+                "bad_token",
+                f"{TOKEN_HEADER} does not match the endpoint's secret; paste the secret shown "
+                "when the endpoint was created into the webhook's secret token",
+            )
+
+    def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
+        for header in DELIVERY_HEADERS:
+            value = (headers.get(header) or "").strip()
+            if value:
+                return value[:200]
+        raise PayloadError(f"{' and '.join(DELIVERY_HEADERS)} headers are both missing")
+
+    def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
+        payload = mapping(payload)
+        kind = text_of(payload.get("object_kind")) or _kind_from_header(headers)
+        attributes = mapping(payload.get("object_attributes"))
+        if kind == "pipeline":
+            status = text_of(attributes.get("status")).lower()
+            action = STATUS_ALIASES.get(status, status)
+        else:
+            action = text_of(attributes.get("action"))
+        return f"{kind}.{action}" if action else kind
+
+    def case_facts(self, event_type: str, payload: Any) -> CaseFacts:
+        payload = mapping(payload)
+        project = text_of(
+            mapping(payload.get("project")).get("path_with_namespace"), "unknown project"
+        )
+        kind = event_type.split(".", 1)[0]
+        attributes = mapping(payload.get("object_attributes"))
+        who = _who(payload)
+        if kind == "pipeline":
+            return _pipeline_facts(event_type, payload, attributes, project)
+        if kind == "note":
+            noteable = text_of(attributes.get("noteable_type"))
+            subject = mapping(
+                payload.get("merge_request" if noteable == "MergeRequest" else "issue")
+            )
+            note = text_of(attributes.get("note"))
+            excerpt = note[:280] + ("…" if len(note) > 280 else "")
+            summary = f"{who} commented: {excerpt}" if excerpt else f"{who} commented"
+            return _subject_facts(
+                "merge_request" if noteable == "MergeRequest" else "issue",
+                subject,
+                project,
+                summary,
+                url=text_of(attributes.get("url")) or None,
+            )
+        action = text_of(attributes.get("action"))
+        label = "merge request" if kind == "merge_request" else kind.replace("_", " ")
+        verb = ACTION_VERBS.get(action, action.replace("_", " ") or "sent an event about")
+        return _subject_facts(kind, attributes, project, f"{who} {verb} the {label}")
+
+    def builtin_commands(self) -> list[Command]:
+        return BUILTIN_COMMANDS
+
+
+def _kind_from_header(headers: Mapping[str, str]) -> str:
+    # "Merge Request Hook" -> "merge_request"; "Confidential Issue Hook" -> "issue".
+    event = (headers.get(EVENT_HEADER) or "").strip().lower().removesuffix(" hook")
+    event = event.removeprefix("confidential ").replace(" ", "_")
+    return event or "unknown"
+
+
+def _who(payload: dict) -> str:
+    user = mapping(payload.get("user"))
+    return text_of(user.get("username")) or text_of(user.get("name"), "someone")
+
+
+def _subject_facts(
+    kind: str, subject: dict, project: str, summary: str, url: str | None = None
+) -> CaseFacts:
+    iid = text_of(subject.get("iid"))
+    label = "merge request" if kind == "merge_request" else "issue"
+    if not iid or kind not in ("issue", "merge_request"):
+        return CaseFacts(
+            dedup_key=None, title=f"GitLab {kind.replace('_', ' ')} in {project}", summary=summary
+        )
+    # GitLab's own references: group/project#12 for issues, group/project!12 for merge
+    # requests; issues carry "issue/" so the two sequences can never collide.
+    reference = f"{project}!{iid}" if kind == "merge_request" else f"{project}#{iid}"
+    dedup_key = f"{project}!{iid}" if kind == "merge_request" else f"{project}#issue/{iid}"
+    title = text_of(subject.get("title"), f"Untitled {label}")
+    return CaseFacts(
+        dedup_key=dedup_key,
+        title=f"{title} ({reference})",
+        severity="info",
+        # A note's own url points at the comment; the subject's at the issue itself.
+        source_url=text_of(subject.get("url")) or url,
+        summary=summary,
+    )
+
+
+def _pipeline_facts(event_type: str, payload: dict, attributes: dict, project: str) -> CaseFacts:
+    ref = text_of(attributes.get("ref"), "unknown ref")
+    status = event_type.split(".", 1)[1] if "." in event_type else "unknown"
+    pipeline_id = text_of(attributes.get("id"))
+    web_url = text_of(mapping(payload.get("project")).get("web_url"))
+    source_url = text_of(attributes.get("url")) or (
+        f"{web_url.rstrip('/')}/-/pipelines/{pipeline_id}" if web_url and pipeline_id else None
+    )
+    failed = [
+        text_of(build.get("name"))
+        for build in (payload.get("builds") or [])
+        if isinstance(build, dict) and build.get("status") == "failed" and build.get("name")
+    ]
+    summary = f"Pipeline #{pipeline_id or '?'} on {ref}: {status.replace('_', ' ')}"
+    if failed:
+        summary += f" (failed jobs: {', '.join(failed[:10])})"
+    return CaseFacts(
+        # One case per project and ref: the next green pipeline on the ref closes it.
+        dedup_key=f"{project}:pipeline:{ref}",
+        title=f"Pipeline {status.replace('_', ' ')} on {ref} in {project}",
+        severity="error",
+        source_url=source_url,
+        summary=summary,
+    )
+
+
+BUILTIN_COMMANDS: list[Command] = [
+    Command(
+        name="gitlab.open",
+        trigger=("issue.open", "issue.reopen", "merge_request.open", "merge_request.reopen"),
+        action="open_case",
+        priority=10,
+        description="An issue or merge request opened: open its case (or reopen it).",
+    ),
+    Command(
+        name="gitlab.close",
+        trigger=("issue.close", "merge_request.close", "merge_request.merge"),
+        action="close_case",
+        priority=10,
+        description="An issue closed, a merge request closed or merged: close its case "
+        "(reason auto).",
+    ),
+    Command(
+        name="gitlab.pipeline.failed",
+        trigger=("pipeline.failed",),
+        action="open_case",
+        priority=20,
+        description="A failed pipeline: open a case per project and ref.",
+    ),
+    Command(
+        name="gitlab.pipeline.succeeded",
+        trigger=("pipeline.success",),
+        action="close_case",
+        priority=20,
+        description="A successful pipeline: close the ref's failure case (reason auto).",
+    ),
+    Command(
+        name="gitlab.activity",
+        trigger=("issue.*", "merge_request.*"),
+        action="update_case",
+        priority=50,
+        description="Edits, approvals and other activity: add to the case's timeline.",
+    ),
+    Command(
+        name="gitlab.comment",
+        trigger=("note", "note.*"),
+        conditions=(Condition("object_attributes.noteable_type", "in", ["Issue", "MergeRequest"]),),
+        action="update_case",
+        priority=50,
+        description="A comment on an issue or merge request: add it to the case's timeline.",
+    ),
+]

@@ -1,0 +1,204 @@
+"""Jira: ``X-Hub-Signature``, ``X-Atlassian-Webhook-Identifier``, body ``webhookEvent``.
+
+Atlassian docs, "Webhooks" (Jira Cloud platform REST API, and Jira Server/Data Center
+"Managing webhooks"): an admin webhook with a secret signs each delivery with
+``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``;
+``X-Atlassian-Webhook-Identifier`` is the same on every retry of one delivery. The body's
+``webhookEvent`` names what happened (``jira:issue_created``, ``jira:issue_updated``,
+``jira:issue_deleted``, ``comment_created``, ...) and ``issue_event_type_name`` the issue
+event behind it (``issue_generic``, ``issue_reopened``, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from app.webhooks.commands import Command, Condition
+from app.webhooks.providers.base import (
+    CaseFacts,
+    PayloadError,
+    Provider,
+    VerificationError,
+    constant_time_equal,
+    hmac_sha256_hex,
+    mapping,
+    text_of,
+)
+
+SIGNATURE_HEADER = "X-Hub-Signature"
+DELIVERY_HEADER = "X-Atlassian-Webhook-Identifier"
+
+#: Jira priority names (the default scheme: Highest..Lowest; the legacy one:
+#: Blocker, Critical, Major, Minor, Trivial) to case severities.
+PRIORITY_SEVERITY = {
+    "blocker": "critical",
+    "critical": "critical",
+    "highest": "error",
+    "high": "error",
+    "major": "warning",
+    "medium": "warning",
+    "minor": "info",
+    "low": "info",
+    "lowest": "info",
+    "trivial": "info",
+}
+#: ".../rest/api/2/issue/10002" (issue.self, comment.self): the site base before "/rest/".
+_REST_PATH = re.compile(r"^(?P<base>https?://.+?)/rest/api/[^/]+/issue/(?P<issue>[^/?#]+)")
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Hub-Signature`` value Jira would send for ``body``."""
+    return "sha256=" + hmac_sha256_hex(secret, body)
+
+
+class Jira(Provider):
+    name = "jira"
+
+    def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
+        given = (headers.get(SIGNATURE_HEADER) or "").strip()
+        if not given:
+            raise VerificationError(
+                "missing_header",
+                f"{SIGNATURE_HEADER} header is missing; set a secret on the Jira webhook "
+                "(Jira administration > System > WebHooks) so that it signs deliveries",
+            )
+        method = given.split("=", 1)[0] if "=" in given else ""
+        if method.lower() != "sha256":
+            raise VerificationError(
+                "bad_signature",
+                f"{SIGNATURE_HEADER} should read sha256=<hex>; got method {method or 'none'!r}",
+            )
+        if not constant_time_equal("sha256=" + given.split("=", 1)[1].lower(), sign(secret, body)):
+            raise VerificationError(
+                "bad_signature",
+                f"{SIGNATURE_HEADER} does not match the body: the secret differs, or the body "
+                "was changed on the way",
+            )
+
+    def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
+        value = (headers.get(DELIVERY_HEADER) or "").strip()
+        if not value:
+            raise PayloadError(f"{DELIVERY_HEADER} header is missing")
+        return value[:200]
+
+    def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
+        return text_of(mapping(payload).get("webhookEvent"), "unknown")
+
+    def case_facts(self, event_type: str, payload: Any) -> CaseFacts:
+        payload = mapping(payload)
+        issue = mapping(payload.get("issue"))
+        fields = mapping(issue.get("fields"))
+        key = text_of(issue.get("key"))
+        summary = _summary(event_type, payload)
+        if not key:
+            # Jira Server before 8 sends comment events without the issue: only the
+            # comment's REST URL names the issue, by id, not by key.
+            match = _REST_PATH.match(text_of(mapping(payload.get("comment")).get("self")))
+            title = (
+                f"Jira {event_type} on issue {match['issue']}"
+                if match
+                else f"Jira {event_type} without an issue"
+            )
+            return CaseFacts(dedup_key=None, title=title, summary=summary)
+        title = text_of(fields.get("summary"), "Untitled issue")
+        priority = text_of(mapping(fields.get("priority")).get("name")).lower()
+        return CaseFacts(
+            dedup_key=key,
+            title=f"{key}: {title}",
+            severity=PRIORITY_SEVERITY.get(priority, "info"),
+            source_url=_browse_url(issue, key),
+            summary=summary,
+        )
+
+    def builtin_commands(self) -> list[Command]:
+        return BUILTIN_COMMANDS
+
+
+def _browse_url(issue: dict, key: str) -> str | None:
+    # issue.self is the REST URL (https://jira.example.com/jira/rest/api/2/issue/10002);
+    # people want the page: https://jira.example.com/jira/browse/KEY-1.
+    match = _REST_PATH.match(text_of(issue.get("self")))
+    return f"{match['base']}/browse/{key}" if match else None
+
+
+def _summary(event_type: str, payload: dict) -> str:
+    who = text_of(mapping(payload.get("user")).get("displayName"))
+    if event_type.startswith("comment_") or mapping(payload.get("comment")):
+        comment = mapping(payload.get("comment"))
+        author = text_of(mapping(comment.get("author")).get("displayName")) or who or "someone"
+        body = text_of(comment.get("body"))
+        excerpt = body[:280] + ("…" if len(body) > 280 else "")
+        verb = "edited a comment" if event_type == "comment_updated" else "commented"
+        if event_type == "comment_deleted":
+            return f"{author} deleted a comment"
+        return f"{author} {verb}: {excerpt}" if excerpt else f"{author} {verb}"
+    who = who or "someone"
+    if event_type == "jira:issue_created":
+        return f"{who} created the issue"
+    if event_type == "jira:issue_deleted":
+        return f"{who} deleted the issue"
+    items = mapping(payload.get("changelog")).get("items")
+    changes = [
+        f"{text_of(item.get('field'), 'a field')}: "
+        f"{text_of(item.get('fromString'), 'none')} → {text_of(item.get('toString'), 'none')}"
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict)
+    ]
+    if changes:
+        return f"{who} changed " + "; ".join(changes[:5])
+    return f"{who} updated the issue"
+
+
+DONE = Condition("issue.fields.status.statusCategory.key", "eq", "done")
+
+BUILTIN_COMMANDS: list[Command] = [
+    Command(
+        name="jira.done",
+        trigger=("jira:issue_updated",),
+        conditions=(DONE,),
+        action="close_case",
+        priority=10,
+        description="The issue moved to a status in the Done category: close its case "
+        "(reason auto).",
+    ),
+    Command(
+        name="jira.reopened",
+        trigger=("jira:issue_updated",),
+        conditions=(Condition("issue_event_type_name", "eq", "issue_reopened"),),
+        action="open_case",
+        priority=15,
+        description="The issue was reopened (Jira's Issue Reopened event): reopen its case.",
+    ),
+    Command(
+        name="jira.open",
+        trigger=("jira:issue_created",),
+        action="open_case",
+        priority=20,
+        description="An issue created: open its case.",
+    ),
+    Command(
+        name="jira.deleted",
+        trigger=("jira:issue_deleted",),
+        action="close_case",
+        priority=20,
+        description="An issue deleted: close its case (reason auto).",
+    ),
+    Command(
+        name="jira.activity",
+        trigger=("jira:issue_updated", "comment_created", "comment_updated", "comment_deleted"),
+        conditions=(Condition("issue.key", "exists", True),),
+        action="update_case",
+        priority=50,
+        description="Edits, transitions and comments: add to the issue's case timeline.",
+    ),
+    Command(
+        name="jira.comment_without_issue",
+        trigger=("comment_*",),
+        action="ignore",
+        priority=60,
+        description="A comment event that does not name its issue (Jira Server before 8): "
+        "kept in the deliveries log; no case can be found for it.",
+    ),
+]

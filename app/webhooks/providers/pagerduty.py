@@ -1,0 +1,172 @@
+"""PagerDuty v3 webhooks: ``X-PagerDuty-Signature``, ``X-Webhook-Id``, ``event.event_type``.
+
+PagerDuty developer docs, "Verifying Signatures" (webhooks v3): ``X-PagerDuty-Signature``
+holds one or more comma-separated ``v1=<hex HMAC-SHA256(secret, raw body)>`` values; while a
+subscription's secret is being rotated it carries one per secret, and a delivery is authentic
+when any one matches (go-pagerduty ``webhookv3.VerifySignature`` does the same and ignores
+entries of other versions). ``X-Webhook-Id`` is the same on every retry of one delivery; the
+body's ``event.id`` names the event. "Webhook Payload": ``event.event_type`` is
+``incident.triggered``, ``incident.acknowledged``, ``incident.resolved``, ... or
+``pagey.ping`` for the test delivery; ``event.data`` is the incident (or, for annotations,
+responders and status updates, an object whose ``incident`` is a reference to it).
+
+Severity (PagerDuty has urgency and account-defined priorities, not severities): urgency
+``high`` is ``error`` and ``low`` is ``warning``; a priority named ``P1`` (PagerDuty's
+default top priority) makes it ``critical``; unknown urgency is ``error``, because
+PagerDuty's default urgency is high.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.webhooks.commands import Command
+from app.webhooks.providers.base import (
+    CaseFacts,
+    PayloadError,
+    Provider,
+    VerificationError,
+    constant_time_equal,
+    hmac_sha256_hex,
+    mapping,
+    text_of,
+)
+
+SIGNATURE_HEADER = "X-PagerDuty-Signature"
+DELIVERY_HEADER = "X-Webhook-Id"
+SIGNATURE_VERSION = "v1="
+#: Signatures looked at in one header: a rotation has two or three, never hundreds.
+MAX_SIGNATURES = 10
+
+URGENCY_SEVERITY = {"high": "error", "low": "warning"}
+CRITICAL_PRIORITIES = ("P1",)
+
+
+def sign(secret: str, body: bytes) -> str:
+    """One ``v1=<hex>`` value, as PagerDuty would send it for ``body`` under ``secret``."""
+    return SIGNATURE_VERSION + hmac_sha256_hex(secret, body)
+
+
+class PagerDuty(Provider):
+    name = "pagerduty"
+
+    def immediate_answer(self, event_type: str, payload: dict) -> dict | None:
+        return {"detail": "pong"} if event_type == "pagey.ping" else None
+
+    def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
+        given = (headers.get(SIGNATURE_HEADER) or "").strip()
+        if not given:
+            raise VerificationError(
+                "missing_header",
+                f"{SIGNATURE_HEADER} header is missing; PagerDuty v3 webhook subscriptions "
+                "sign every delivery",
+            )
+        candidates = [
+            value.strip()
+            for value in given.split(",")
+            if value.strip().startswith(SIGNATURE_VERSION)
+        ][:MAX_SIGNATURES]
+        if not candidates:
+            raise VerificationError(
+                "bad_signature",
+                f"{SIGNATURE_HEADER} has no {SIGNATURE_VERSION}<hex> signature",
+            )
+        expected = sign(secret, body)
+        # Compare with every candidate, not stopping at the first match: the time taken does
+        # not say which one matched.
+        matched = [constant_time_equal(value.lower(), expected) for value in candidates]
+        if not any(matched):
+            count = len(candidates)
+            raise VerificationError(
+                "bad_signature",
+                f"{SIGNATURE_HEADER}: none of the {count} {SIGNATURE_VERSION} signature"
+                f"{'s' if count > 1 else ''} matches the body: the secret differs, or the "
+                "body was changed on the way",
+            )
+
+    def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
+        value = (headers.get(DELIVERY_HEADER) or "").strip() or text_of(
+            mapping(mapping(payload).get("event")).get("id")
+        )
+        if not value:
+            raise PayloadError(f"{DELIVERY_HEADER} header and the body's event.id are missing")
+        return value[:200]
+
+    def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
+        event = mapping(mapping(payload).get("event"))
+        return text_of(event.get("event_type"), "unknown")
+
+    def case_facts(self, event_type: str, payload: Any) -> CaseFacts:
+        event = mapping(mapping(payload).get("event"))
+        data = mapping(event.get("data"))
+        # The incident itself, or (annotations, responders, status updates) a reference.
+        incident = (
+            data if text_of(data.get("type")) == "incident" else mapping(data.get("incident"))
+        )
+        incident_id = text_of(incident.get("id"))
+        number = text_of(incident.get("number"))
+        title = text_of(incident.get("title")) or text_of(incident.get("summary"))
+        return CaseFacts(
+            # The incident id: every event about one incident lands on its case.
+            dedup_key=incident_id or None,
+            title=title
+            or (f"PagerDuty incident {number or incident_id}" if incident_id else event_type),
+            severity=_severity(incident),
+            source_url=text_of(incident.get("html_url")) or None,
+            summary=_summary(event_type, event, data, incident),
+        )
+
+    def builtin_commands(self) -> list[Command]:
+        return BUILTIN_COMMANDS
+
+
+def _severity(incident: dict) -> str:
+    priority = text_of(mapping(incident.get("priority")).get("summary"))
+    if priority.upper() in CRITICAL_PRIORITIES:
+        return "critical"
+    return URGENCY_SEVERITY.get(text_of(incident.get("urgency")).lower(), "error")
+
+
+def _summary(event_type: str, event: dict, data: dict, incident: dict) -> str:
+    who = text_of(mapping(event.get("agent")).get("summary"), "PagerDuty")
+    action = event_type.split(".", 1)[-1].replace("_", " ").replace(".", " ")
+    if event_type == "incident.annotated":
+        note = text_of(data.get("content"))
+        excerpt = note[:280] + ("…" if len(note) > 280 else "")
+        return f"{who} added a note: {excerpt}" if excerpt else f"{who} added a note"
+    if event_type == "incident.priority_updated":
+        priority = text_of(mapping(incident.get("priority")).get("summary"))
+        return (
+            f"{who} set the priority to {priority}" if priority else f"{who} removed the priority"
+        )
+    if event_type == "incident.status_update_published":
+        message = text_of(data.get("message"))
+        return f"{who} published a status update: {message[:280]}" if message else action
+    return f"{who}: incident {action}"
+
+
+BUILTIN_COMMANDS: list[Command] = [
+    Command(
+        name="pagerduty.open",
+        trigger=("incident.triggered", "incident.reopened"),
+        action="open_case",
+        priority=10,
+        description="An incident triggered or reopened: open its case (or reopen it).",
+    ),
+    Command(
+        name="pagerduty.close",
+        trigger=("incident.resolved",),
+        action="close_case",
+        priority=10,
+        description="The incident resolved in PagerDuty: close its case (reason auto).",
+    ),
+    Command(
+        name="pagerduty.activity",
+        trigger=("incident.*",),
+        action="update_case",
+        priority=50,
+        description="Acknowledged, escalated, reassigned, priority changes, notes and other "
+        "incident activity: add to the case's timeline.",
+    ),
+]

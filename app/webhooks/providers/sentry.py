@@ -1,0 +1,211 @@
+"""Sentry: ``Sentry-Hook-Signature``, ``Sentry-Hook-Timestamp``, ``Request-ID``, resource.action.
+
+Sentry docs, "Integration Platform > Webhooks": every request carries ``Request-ID``,
+``Sentry-Hook-Resource`` (``issue``, ``error``, ``event_alert``, ``metric_alert``,
+``comment``, ``installation``), ``Sentry-Hook-Timestamp`` (Unix seconds) and
+``Sentry-Hook-Signature``, the hex HMAC-SHA256 of the raw body under the integration's client
+secret. The timestamp is not signed, so freshness is a separate check (Casehook allows 300 s
+either way, as Slack and Standard Webhooks do). The body's ``action`` says what happened
+(issue: ``created``, ``resolved``, ``assigned``, ``ignored``/``archived``, ``unresolved``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from app import clock
+from app.webhooks.commands import Command
+from app.webhooks.providers.base import (
+    CaseFacts,
+    Provider,
+    VerificationError,
+    constant_time_equal,
+    hmac_sha256_hex,
+    mapping,
+    text_of,
+)
+
+SIGNATURE_HEADER = "Sentry-Hook-Signature"
+TIMESTAMP_HEADER = "Sentry-Hook-Timestamp"
+RESOURCE_HEADER = "Sentry-Hook-Resource"
+DELIVERY_HEADER = "Request-ID"
+#: Seconds a timestamp may be away from now, either way.
+TOLERANCE_SECONDS = 300
+
+LEVEL_SEVERITY = {"fatal": "critical", "error": "error", "warning": "warning"}
+METRIC_ALERT_SEVERITY = {"critical": "critical", "warning": "warning"}
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``Sentry-Hook-Signature`` value Sentry would send for ``body``."""
+    return hmac_sha256_hex(secret, body)
+
+
+class Sentry(Provider):
+    name = "sentry"
+
+    def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
+        given = (headers.get(SIGNATURE_HEADER) or "").strip()
+        if not given:
+            raise VerificationError(
+                "missing_header",
+                f"{SIGNATURE_HEADER} header is missing; Sentry signs every integration "
+                "webhook with the integration's client secret",
+            )
+        if not constant_time_equal(given.lower(), sign(secret, body)):
+            raise VerificationError(
+                "bad_signature",
+                f"{SIGNATURE_HEADER} does not match the body: the endpoint's secret must be "
+                "the integration's client secret, or the body was changed on the way",
+            )
+        raw = (headers.get(TIMESTAMP_HEADER) or "").strip()
+        if not raw:
+            raise VerificationError("missing_header", f"{TIMESTAMP_HEADER} header is missing")
+        try:
+            sent = float(raw)
+        except ValueError:
+            sent = math.nan
+        if not math.isfinite(sent):
+            raise VerificationError(
+                "stale_timestamp", f"{TIMESTAMP_HEADER} {raw[:40]!r} is not a Unix time"
+            )
+        skew = clock.now().timestamp() - sent
+        if abs(skew) > TOLERANCE_SECONDS:
+            where = "in the future" if skew < 0 else "old"
+            raise VerificationError(
+                "stale_timestamp",
+                f"{TIMESTAMP_HEADER} is {abs(skew):.0f} s {where}; at most "
+                f"{TOLERANCE_SECONDS} s either way is accepted (a replay, or a clock is off)",
+            )
+
+    def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
+        value = (headers.get(DELIVERY_HEADER) or "").strip()
+        if value:
+            return value[:200]
+        # No Request-ID: the body names the delivery, so a retry of the same body dedupes.
+        # The interface hands over the parsed payload, not the bytes; serialised compact,
+        # the way Sentry serialises what it signs, it gives back the body Sentry sent.
+        return "sha256:" + hashlib.sha256(_compact(payload)).hexdigest()
+
+    def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
+        resource = (headers.get(RESOURCE_HEADER) or "").strip() or "unknown"
+        action = text_of(mapping(payload).get("action"))
+        return f"{resource}.{action}" if action else resource
+
+    def case_facts(self, event_type: str, payload: Any) -> CaseFacts:
+        payload = mapping(payload)
+        data = mapping(payload.get("data"))
+        resource, _, action = event_type.partition(".")
+        summary = _summary(resource, action, payload, data)
+        if resource == "metric_alert":
+            alert = mapping(data.get("metric_alert"))
+            alert_id = text_of(alert.get("id"))
+            title = text_of(data.get("description_title")) or text_of(
+                alert.get("title"), "Sentry metric alert"
+            )
+            return CaseFacts(
+                dedup_key=f"metric_alert:{alert_id}" if alert_id else None,
+                title=title,
+                severity=METRIC_ALERT_SEVERITY.get(action, "info"),
+                source_url=text_of(data.get("web_url")) or None,
+                summary=summary,
+            )
+        # issue: data.issue; error: data.error; event_alert: data.event; comment: data.
+        subject = (
+            mapping(data.get("issue")) or mapping(data.get("error")) or mapping(data.get("event"))
+        )
+        issue_id = (
+            text_of(subject.get("id")) if resource == "issue" else text_of(subject.get("issue_id"))
+        ) or text_of(data.get("issue_id"))
+        title = text_of(subject.get("title"))
+        culprit = text_of(subject.get("culprit"))
+        if title and culprit:
+            title = f"{title} — {culprit}"
+        return CaseFacts(
+            # The Sentry issue id: errors, alerts and comments about an issue land on its case.
+            dedup_key=issue_id or None,
+            title=title or (f"Sentry issue {issue_id}" if issue_id else f"Sentry {event_type}"),
+            severity=LEVEL_SEVERITY.get(text_of(subject.get("level")).lower(), "info"),
+            source_url=text_of(subject.get("web_url"))
+            or text_of(subject.get("permalink"))
+            or text_of(subject.get("issue_url"))
+            or None,
+            summary=summary,
+        )
+
+    def builtin_commands(self) -> list[Command]:
+        return BUILTIN_COMMANDS
+
+
+def _compact(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _summary(resource: str, action: str, payload: dict, data: dict) -> str:
+    actor = mapping(payload.get("actor"))
+    who = text_of(actor.get("name"), "Sentry")
+    if resource == "comment":
+        comment = text_of(data.get("comment"))
+        excerpt = comment[:280] + ("…" if len(comment) > 280 else "")
+        return f"{who} commented: {excerpt}" if excerpt else f"{who} {action} a comment"
+    if resource == "event_alert":
+        rule = text_of(data.get("triggered_rule"))
+        return f"Alert rule {rule!r} fired" if rule else "An alert rule fired"
+    if resource == "metric_alert":
+        return f"Metric alert is {action or 'updated'}"
+    if resource == "issue" and action == "assigned":
+        assignee = mapping(mapping(data.get("issue")).get("assignedTo"))
+        name = text_of(assignee.get("name")) or text_of(assignee.get("email"))
+        return f"{who} assigned {name}" if name else f"{who} assigned the issue"
+    return f"{who} {action or 'sent'} the {resource.replace('_', ' ')}"
+
+
+BUILTIN_COMMANDS: list[Command] = [
+    Command(
+        name="sentry.open",
+        trigger=("issue.created", "issue.unresolved"),
+        action="open_case",
+        priority=10,
+        description="A new issue, or one that came back (unresolved): open its case "
+        "(or reopen it).",
+    ),
+    Command(
+        name="sentry.close",
+        trigger=("issue.resolved",),
+        action="close_case",
+        priority=10,
+        description="The issue resolved in Sentry: close its case (reason auto).",
+    ),
+    Command(
+        name="sentry.alert",
+        trigger=("event_alert.triggered",),
+        action="open_case",
+        priority=20,
+        description="An issue alert rule fired: open the issue's case (or reopen it).",
+    ),
+    Command(
+        name="sentry.metric_alert.open",
+        trigger=("metric_alert.critical", "metric_alert.warning"),
+        action="open_case",
+        priority=20,
+        description="A metric alert went critical or warning: open its case.",
+    ),
+    Command(
+        name="sentry.metric_alert.resolved",
+        trigger=("metric_alert.resolved",),
+        action="close_case",
+        priority=20,
+        description="A metric alert resolved: close its case (reason auto).",
+    ),
+    Command(
+        name="sentry.activity",
+        trigger=("issue.assigned", "issue.ignored", "issue.archived", "comment.*"),
+        action="update_case",
+        priority=50,
+        description="Assignment, ignore/archive and comments: add to the issue's case timeline.",
+    ),
+]

@@ -1,0 +1,1 @@
+"""Per-provider tests: every fixture through the real route and a real worker."""
