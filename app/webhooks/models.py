@@ -74,3 +74,25 @@ class Delivery(db.Model):
     def body_text(self) -> str:
         """The body decoded for display; undecodable bytes shown as U+FFFD."""
         return (self.body or b"").decode("utf-8", errors="replace")
+
+
+class CommandRecord(db.Model):
+    """A dynamic command stored for one endpoint (see ``app/webhooks/commands.py``).
+
+    A record named like a built-in command overrides it (or, disabled, switches it off) for
+    this endpoint. ``source`` says who owns it: ``console``/``api`` (people) or ``config``
+    (a YAML file in ``CASEHOOK_CONFIG_DIR``, which rewrites it on every sync).
+    """
+
+    __tablename__ = "commands"
+    __table_args__ = (UniqueConstraint("endpoint_id", "name", name="uq_commands_endpoint_name"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    definition: Mapped[dict] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(20), default="console")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    endpoint: Mapped[Endpoint] = relationship()

@@ -8,6 +8,7 @@ so a second run, or a concurrent one, changes nothing.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
 
@@ -15,7 +16,8 @@ from app import clock
 from app.cases import service
 from app.extensions import db
 from app.logs import log
-from app.webhooks.commands import matching
+from app.webhooks.command_store import commands_for
+from app.webhooks.commands import matching, render
 from app.webhooks.models import Delivery
 from app.webhooks.payloads import parse_payload
 from app.webhooks.providers import get_provider
@@ -67,9 +69,10 @@ def _process_once(delivery_pk: str) -> str:
         outcomes.append(f"no provider module for {delivery.endpoint.provider!r}")
     elif payload is not None:
         settings = delivery.endpoint.settings or {}
+        commands = commands_for(delivery.endpoint)
         for event_type, subject in provider.split(delivery.event_type, payload, settings):
-            outcomes.extend(_run_commands(provider, delivery, event_type, subject))
-    delivery.outcome = "; ".join(outcomes)
+            outcomes.extend(_run_commands(provider, delivery, event_type, subject, commands))
+    delivery.outcome = "; ".join(outcomes) or "nothing to process: the delivery carries no items"
     delivery.processing_ms = round((time.perf_counter() - started) * 1000, 3)
     db.session.commit()
     log.info(
@@ -85,18 +88,23 @@ def _process_once(delivery_pk: str) -> str:
 
 
 def _run_commands(
-    provider: Provider, delivery: Delivery, event_type: str, subject: dict
+    provider: Provider, delivery: Delivery, event_type: str, subject: dict, commands: list
 ) -> list[str]:
-    commands = matching(provider.builtin_commands(), event_type, subject)
-    if not commands:
+    selected = matching(commands, event_type, subject)
+    if not selected:
         return ["no command matched; recorded only"]
     facts = provider.case_facts(event_type, subject)
     outcomes = []
-    for command in commands:
+    for command in selected:
         if command.action == "ignore":
             outcomes.append(f"{command.name}: ignored")
             continue
-        _case, outcome = ACTIONS[command.action](facts, delivery)
+        rendered = replace(
+            facts,
+            title=render(command.title_template, subject, event_type) or facts.title,
+            summary=render(command.timeline_template, subject, event_type) or facts.summary,
+        )
+        _case, outcome = ACTIONS[command.action](rendered, delivery)
         outcomes.append(f"{command.name}: {outcome}")
     return outcomes
 
