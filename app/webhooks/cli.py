@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def endpoint_url(endpoint: Endpoint) -> str:
 
 endpoints_cli = AppGroup("endpoints", help="Configured inbound webhook endpoints.")
 webhooks_cli = AppGroup("webhooks", help="Check saved webhook requests.")
+config_cli = AppGroup("config", help="Config as code: YAML files in CASEHOOK_CONFIG_DIR.")
 deliveries_cli = AppGroup("deliveries", help="Stored deliveries.")
 
 
@@ -90,6 +92,42 @@ def requeue_command(older_than: float) -> None:
     except RedisError as exc:
         raise click.ClickException(f"Redis is unreachable ({exc}); is REDIS_URL right?") from exc
     click.echo(f"Requeued {count} deliveries.")
+
+
+@config_cli.command("sync")
+@click.option(
+    "--dir",
+    "config_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of YAML files (default: $CASEHOOK_CONFIG_DIR).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+def config_sync_command(config_dir: Path | None, dry_run: bool) -> None:
+    """Create, update and delete endpoints and commands to match the YAML files."""
+    from app.webhooks.config_sync import ConfigError, sync
+
+    config_dir = config_dir or _config_dir()
+    if config_dir is None:
+        raise click.ClickException("no folder: pass --dir or set CASEHOOK_CONFIG_DIR")
+    if not config_dir.is_dir():
+        raise click.ClickException(f"{config_dir} is not a folder")
+    try:
+        changes = sync(config_dir, dry_run=dry_run)
+    except ConfigError as exc:
+        raise click.ClickException("config not synced:\n  " + "\n  ".join(exc.problems)) from exc
+    prefix = "would " if dry_run else ""
+    for change in changes:
+        click.echo(prefix + change)
+    click.echo(
+        f"{len(changes)} change(s){' (dry run: nothing written)' if dry_run else ''}"
+        if changes
+        else "Up to date: nothing to change."
+    )
+
+
+def _config_dir() -> Path | None:
+    value = current_app.config.get("CONFIG_DIR") or os.environ.get("CASEHOOK_CONFIG_DIR")
+    return Path(value) if value else None
 
 
 def read_headers(text: str) -> dict[str, str]:
@@ -190,5 +228,6 @@ def demo_command(fixtures_dir: Path) -> None:
 def register_cli(app: Flask) -> None:
     app.cli.add_command(endpoints_cli)
     app.cli.add_command(webhooks_cli)
+    app.cli.add_command(config_cli)
     app.cli.add_command(deliveries_cli)
     app.cli.add_command(demo_command)

@@ -29,6 +29,10 @@ class Endpoint(db.Model):
     enabled: Mapped[bool] = mapped_column(default=True)
     #: Provider-specific options, e.g. Alertmanager ``{"group_by": "fingerprint"|"groupKey"}``.
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: ``console`` (made by people: console, API, CLI) or ``config`` (a YAML file owns it).
+    source: Mapped[str] = mapped_column(String(20), default="console")
+    #: For ``config`` endpoints: the file that declares it, relative to CASEHOOK_CONFIG_DIR.
+    config_file: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="endpoint", lazy="dynamic")
