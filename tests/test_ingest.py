@@ -3,6 +3,7 @@
 import json
 import uuid
 
+import pytest
 from rq import Queue
 
 from app.cases.models import Case
@@ -237,3 +238,37 @@ def test_wrong_method_is_a_json_405(client, github):
     response = client.get(github.path)
     assert response.status_code == 405
     assert response.json["error"] == "method_not_allowed"
+
+
+def test_replay_copies_a_processed_delivery_and_runs_it_again(app, github, drain):
+    from app.webhooks.ingest import replay_delivery
+
+    github.send_fixture("issues.opened", delivery_id="orig")
+    assert drain() == 0
+    with app.app_context():
+        original = db.session.scalars(db.select(Delivery)).one()
+        first = replay_delivery(original)
+        second = replay_delivery(original)
+        assert (first.delivery_id, second.delivery_id) == ("orig#replay-1", "orig#replay-2")
+        assert first.verdict_detail == f"replay of {original.id}"
+    assert drain() == 0
+    with app.app_context():
+        [case] = db.session.scalars(db.select(Case)).all()  # same case, not a second one
+        assert case.delivery_count == 3
+
+
+def test_replay_requeues_an_unfinished_delivery_and_refuses_refused_ones(app, github, drain):
+    from app.webhooks.ingest import replay_delivery
+
+    github.send("issues", b"not json")
+    github.send_fixture("issues.opened")
+    with app.app_context():
+        get_queue().empty()  # as if the job was lost
+        rejected, received = db.session.scalars(
+            db.select(Delivery).order_by(Delivery.verdict.desc())
+        ).all()
+        assert replay_delivery(received) is received
+        with pytest.raises(ValueError, match="rejected"):
+            replay_delivery(rejected)
+    assert drain() == 0
+    assert {d.status for d in _deliveries(app)} == {"processed", "refused"}

@@ -148,3 +148,40 @@ def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
         name: ("[redacted]" if name.lower() in REDACTED_HEADERS else value[:8192])
         for name, value in headers.items()
     }
+
+
+def replay_delivery(original: Delivery) -> Delivery:
+    """Process a stored delivery again, as it came, and return the delivery that will run.
+
+    A delivery that never finished (``received`` or ``failed``) is simply enqueued again.
+    A processed one is copied into a new delivery (``<delivery id>#replay-<n>``) so the log
+    keeps both; its commands run again over the same cases, so what is keyed by dedup key
+    updates the case rather than opening a second one. Refused deliveries cannot be
+    replayed (``ValueError``): they were never authentic.
+    """
+    if original.verdict != "accepted":
+        raise ValueError(f"delivery was {original.verdict}: only accepted deliveries replay")
+    if original.status in ("received", "failed"):
+        enqueue_processing(original.id)
+        return original
+    siblings = db.session.scalar(
+        db.select(db.func.count(Delivery.id)).where(
+            Delivery.endpoint_id == original.endpoint_id,
+            Delivery.delivery_id.like(f"{original.delivery_id}#replay-%"),
+        )
+    )
+    replay = Delivery(
+        endpoint_id=original.endpoint_id,
+        delivery_id=f"{original.delivery_id}#replay-{(siblings or 0) + 1}"[:200],
+        event_type=original.event_type,
+        headers=original.headers,
+        body=original.body,
+        verdict="accepted",
+        verdict_detail=f"replay of {original.id}",
+        status="received",
+    )
+    db.session.add(replay)
+    db.session.commit()
+    enqueue_processing(replay.id)
+    log.info("delivery.replayed", delivery_pk=replay.id, replay_of=original.id)
+    return replay

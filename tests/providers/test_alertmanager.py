@@ -11,30 +11,30 @@ import pytest
 
 from app.cases.models import Case
 from app.extensions import db
-from app.queue import get_queue
-from app.webhooks.cli import create_endpoint
-from app.webhooks.models import Delivery, Endpoint
+from app.webhooks.models import Endpoint
 from app.webhooks.providers import get_provider
 from app.webhooks.providers.alertmanager import Alertmanager, fingerprint
 from app.webhooks.providers.base import VerificationError
 from tests.conftest import BOTH_DATABASES, FIXTURES
+from tests.providers.conftest import (
+    Sender,
+    assert_duplicate,
+    assert_refused,
+    body_of,
+    case_rows,
+    delivery_statuses,
+    stored_deliveries,
+)
 
 FIRING = FIXTURES / "alertmanager" / "firing.json"
 GROUP_KEY = '{}:{alertname="InstanceDown"}'
 FP_8081, FP_8082 = "f404ecabc8dd5cd7", "f8f08d4e32c61a9d"
 
 
-class AlertmanagerSender:
+class AlertmanagerSender(Sender):
     """Posts notifications the way Alertmanager's webhook receiver does (bearer or basic)."""
 
-    def __init__(self, app, client, settings: dict | None = None):
-        with app.app_context():
-            endpoint, self.secret = create_endpoint("alertmanager", "prometheus prod")
-            if settings is not None:
-                endpoint.settings = settings
-                db.session.commit()
-            self.path, self.endpoint_id = endpoint.path, endpoint.id
-        self.client = client
+    provider, source = "alertmanager", "prometheus prod"
 
     def bearer(self) -> dict:
         return {"Authorization": f"Bearer {self.secret}"}
@@ -43,17 +43,12 @@ class AlertmanagerSender:
         token = base64.b64encode(f"{user}:{self.secret}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
-    def post(self, body: bytes, headers: dict):
-        return self.client.post(
-            self.path,
-            data=body,
-            headers={"Content-Type": "application/json", "User-Agent": "Alertmanager/0.27.0"}
-            | headers,
-        )
-
     def send(self, payload: dict | bytes, auth: dict | None = None):
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return self.post(body, self.bearer() if auth is None else auth)
+        return self.post(
+            body_of(payload),
+            {"Content-Type": "application/json", "User-Agent": "Alertmanager/0.27.0"},
+            self.bearer() if auth is None else auth,
+        )
 
 
 @pytest.fixture
@@ -85,27 +80,7 @@ def resolve(payload: dict, *which: int, ended: str = "2023-06-12T08:40:38.326Z")
 
 
 def _cases(app) -> dict:
-    with app.app_context():
-        return {
-            case.dedup_key: (
-                case.status,
-                case.closed_reason,
-                case.severity,
-                case.title,
-                [event.type for event in case.events],
-            )
-            for case in db.session.scalars(db.select(Case)).all()
-        }
-
-
-def _deliveries(app) -> list[Delivery]:
-    with app.app_context():
-        return db.session.scalars(db.select(Delivery)).all()
-
-
-def _queued(app) -> int:
-    with app.app_context():
-        return get_queue().count
+    return case_rows(app, "status", "closed_reason", "severity", "title", "events")
 
 
 @BOTH_DATABASES
@@ -123,7 +98,7 @@ def test_fixture_opens_one_case_per_alert_and_resolve_closes_each(app, alertmana
         FP_8081: ("open", None, "critical", title.format(8081), opened),
         FP_8082: ("open", None, "critical", title.format(8082), opened),
     }
-    [delivery] = _deliveries(app)
+    [delivery] = stored_deliveries(app)
     assert delivery.event_type == "alert.firing"
     assert delivery.status == "processed"
     assert delivery.outcome == (
@@ -139,11 +114,9 @@ def test_fixture_opens_one_case_per_alert_and_resolve_closes_each(app, alertmana
         )
 
     # Alertmanager retries (or repeats) the same notification: the same delivery.
-    again = alertmanager.send(FIRING.read_bytes(), auth=alertmanager.basic())
-    assert again.status_code == 200
-    assert again.json["duplicate"] is True
+    assert_duplicate(alertmanager.send(FIRING.read_bytes(), auth=alertmanager.basic()))
     assert drain() == 0
-    assert len(_deliveries(app)) == 1
+    assert len(stored_deliveries(app)) == 1
 
     # One alert resolves: its case closes; the other alert's case records the notification.
     assert alertmanager.send(resolve(firing(), 0)).status_code == 202
@@ -160,7 +133,7 @@ def test_fixture_opens_one_case_per_alert_and_resolve_closes_each(app, alertmana
     cases = _cases(app)
     assert cases[FP_8082][:2] == ("closed", "auto")
     assert cases[FP_8081][4] == ["case.opened", "case.closed", "case.updated"]
-    outcomes = sorted(d.outcome for d in _deliveries(app))
+    outcomes = sorted(d.outcome for d in stored_deliveries(app))
     assert (
         "alertmanager.resolved: case already closed; alertmanager.resolved: closed the case (auto)"
         in outcomes
@@ -175,7 +148,7 @@ def test_fixture_opens_one_case_per_alert_and_resolve_closes_each(app, alertmana
     cases = _cases(app)
     assert {cases[fp][0] for fp in (FP_8081, FP_8082)} == {"open"}
     assert {cases[fp][4][-1] for fp in (FP_8081, FP_8082)} == {"case.reopened"}
-    assert len(_deliveries(app)) == 4
+    assert len(stored_deliveries(app)) == 4
 
 
 @BOTH_DATABASES
@@ -199,7 +172,7 @@ def test_group_mode_opens_one_case_per_group(app, grouped, drain):
     assert drain() == 0
     assert _cases(app)[GROUP_KEY][:2] == ("closed", "auto")
     assert _cases(app)[GROUP_KEY][4] == ["case.opened", "case.updated", "case.closed"]
-    assert {d.event_type for d in _deliveries(app)} == {"alert.firing", "alert.resolved"}
+    assert {d.event_type for d in stored_deliveries(app)} == {"alert.firing", "alert.resolved"}
 
 
 @BOTH_DATABASES
@@ -241,7 +214,7 @@ def test_resolved_alert_never_seen_opens_nothing(app, alertmanager, drain):
     assert alertmanager.send(resolve(firing())).status_code == 202
     assert drain() == 0
     assert _cases(app) == {}
-    assert _deliveries(app)[0].outcome == (
+    assert stored_deliveries(app)[0].outcome == (
         "alertmanager.resolved: no case to close; alertmanager.resolved: no case to close"
     )
 
@@ -302,16 +275,8 @@ REFUSALS = {
 def test_refusals_answer_401_and_process_nothing(app, alertmanager, drain, case):
     make_auth, check, phrases = REFUSALS[case]
     response = alertmanager.send(FIRING.read_bytes(), auth=make_auth(alertmanager))
-    assert response.status_code == 401
-    assert set(response.json) == {"error", "detail"}
-    assert response.json["error"] == check
-    for phrase in phrases:
-        assert phrase in response.json["detail"]
+    [stored] = assert_refused(app, drain, response, check, *phrases)
     assert alertmanager.secret not in response.json["detail"]
-    assert _queued(app) == 0
-    assert drain() == 0
-    assert _cases(app) == {}
-    [stored] = _deliveries(app)
     assert (stored.verdict, stored.status, stored.delivery_id) == ("unauthorized", "refused", None)
     assert stored.headers.get("Authorization", "[redacted]") == "[redacted]"
 
@@ -327,7 +292,7 @@ def test_null_and_odd_fields_never_crash_processing(app, alertmanager, drain):
     for payload in payloads:
         assert alertmanager.send(payload).status_code == 202, payload
     assert drain() == 0
-    assert {d.status for d in _deliveries(app)} == {"processed"}
+    assert delivery_statuses(app) == {"processed"}
     with app.app_context():
         titles = set(db.session.scalars(db.select(Case.title)).all())
     assert titles == {"Alert", "5"}

@@ -9,16 +9,25 @@ import uuid
 
 import pytest
 
-from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
-from app.queue import get_queue
-from app.webhooks import processing
-from app.webhooks.cli import create_endpoint
 from app.webhooks.models import Delivery
 from app.webhooks.providers.base import PayloadError, VerificationError
 from app.webhooks.providers.gitlab import GitLab
 from tests.conftest import BOTH_DATABASES, FIXTURES
+from tests.providers.conftest import (
+    Sender,
+    assert_duplicate,
+    assert_processed_once,
+    assert_refused,
+    body_of,
+    case_titles,
+    cases_by_key,
+    delivery_statuses,
+    queued,
+    stored_deliveries,
+    summaries,
+)
 
 GITLAB = FIXTURES / "gitlab"
 ISSUE_KEY = "indev/gitlabtomatrix#issue/17"
@@ -35,19 +44,15 @@ def fixture(name: str) -> dict:
     return json.loads((GITLAB / f"{name}.json").read_bytes())
 
 
-class GitLabSender:
-    """Posts GitLab deliveries to one endpoint through the real route, the way GitLab does:
-    the secret token as-is in ``X-Gitlab-Token``, ``Idempotency-Key`` stable across retries."""
+class GitLabSender(Sender):
+    """Posts GitLab deliveries the way GitLab does: the secret token as-is in
+    ``X-Gitlab-Token``, ``Idempotency-Key`` stable across retries."""
 
-    def __init__(self, app, client):
-        with app.app_context():
-            endpoint, self.secret = create_endpoint("gitlab", "indev/gitlabtomatrix")
-            self.path = endpoint.path
-        self.client = client
+    provider, source = "gitlab", "indev/gitlabtomatrix"
 
     def send(self, payload: dict | bytes, delivery_id: str | None = None, headers=None):
         """POST ``payload``; ``headers`` override (a None value removes the header)."""
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = body_of(payload)
         kind = json.loads(body).get("object_kind") or "issue"
         sent = {
             "Content-Type": "application/json",
@@ -55,12 +60,7 @@ class GitLabSender:
             "X-Gitlab-Token": self.secret,
             "Idempotency-Key": delivery_id or str(uuid.uuid4()),
         }
-        for name, value in (headers or {}).items():
-            if value is None:
-                sent.pop(name, None)
-            else:
-                sent[name] = value
-        return self.client.post(self.path, data=body, headers=sent)
+        return self.post(body, sent, headers)
 
     def send_fixture(self, name: str, delivery_id: str | None = None):
         """Send ``shared/fixtures/gitlab/<name>.json`` as it is (raw bytes)."""
@@ -70,32 +70,6 @@ class GitLabSender:
 @pytest.fixture
 def gitlab(app, client):
     return GitLabSender(app, client)
-
-
-def _cases(app) -> dict:
-    with app.app_context():
-        return {
-            case.dedup_key: {
-                "title": case.title,
-                "status": case.status,
-                "closed_reason": case.closed_reason,
-                "severity": case.severity,
-                "source_url": case.source_url,
-                "deliveries": case.delivery_count,
-                "events": [event.type for event in case.events],
-            }
-            for case in db.session.scalars(db.select(Case)).all()
-        }
-
-
-def _deliveries(app) -> list[Delivery]:
-    with app.app_context():
-        return db.session.scalars(db.select(Delivery).order_by(Delivery.received_at)).all()
-
-
-def _queued(app) -> int:
-    with app.app_context():
-        return get_queue().count
 
 
 def _issue(action: str, **attributes) -> dict:
@@ -121,7 +95,7 @@ def test_every_fixture_becomes_the_right_case(app, gitlab, drain):
         assert gitlab.send_fixture(name).status_code == 202, name
     assert drain() == 0
 
-    assert _cases(app) == {
+    assert cases_by_key(app) == {
         ISSUE_KEY: {
             "title": "Test title (indev/gitlabtomatrix#17)",
             "status": "open",
@@ -142,7 +116,7 @@ def test_every_fixture_becomes_the_right_case(app, gitlab, drain):
             "events": ["case.opened"],
         },
     }
-    deliveries = {d.event_type: d for d in _deliveries(app)}
+    deliveries = {d.event_type: d for d in stored_deliveries(app)}
     assert set(deliveries) == {"issue.open", "pipeline.failed"}
     assert {d.status for d in deliveries.values()} == {"processed"}
     assert deliveries["issue.open"].outcome == "gitlab.open: opened a case"
@@ -176,24 +150,19 @@ def test_issue_lifecycle_updates_closes_and_reopens_one_case(app, gitlab, drain)
     gitlab.send(note)
     gitlab.send(_issue("close", title="Better title"))
     assert drain() == 0
-    case = _cases(app)[ISSUE_KEY]
+    case = cases_by_key(app)[ISSUE_KEY]
     assert case["title"] == "Better title (indev/gitlabtomatrix#17)"
     assert case["status"] == "closed" and case["closed_reason"] == "auto"
     assert case["events"] == ["case.opened", "case.updated", "case.updated", "case.closed"]
 
     gitlab.send(_issue("reopen", title="Better title"))
     assert drain() == 0
-    case = _cases(app)[ISSUE_KEY]
+    case = cases_by_key(app)[ISSUE_KEY]
     assert case["status"] == "open" and case["closed_reason"] is None
     assert case["events"][-1] == "case.reopened"
     assert case["deliveries"] == 5
-    assert len(_cases(app)) == 1
-    with app.app_context():
-        summaries = [
-            e.payload["summary"]
-            for e in db.session.scalars(db.select(CaseEvent).order_by(CaseEvent.id))
-        ]
-    assert summaries[2] == "pp_petrov commented: Looking at it"
+    assert len(cases_by_key(app)) == 1
+    assert summaries(app)[2] == "pp_petrov commented: Looking at it"
 
 
 @BOTH_DATABASES
@@ -201,42 +170,43 @@ def test_green_pipeline_closes_the_failure_case_of_its_ref(app, gitlab, drain):
     gitlab.send_fixture("pipeline.failed")
     gitlab.send(_pipeline("success", ref="main"))  # another ref: nothing to close
     assert drain() == 0
-    assert set(_cases(app)) == {PIPELINE_KEY}
+    assert set(cases_by_key(app)) == {PIPELINE_KEY}
 
     gitlab.send(_pipeline("success"))
     assert drain() == 0
-    case = _cases(app)[PIPELINE_KEY]
+    case = cases_by_key(app)[PIPELINE_KEY]
     assert (case["status"], case["closed_reason"]) == ("closed", "auto")
 
     gitlab.send(_pipeline("failed"))
     gitlab.send(_pipeline("running"))  # no built-in command: recorded only
     assert drain() == 0
-    assert _cases(app)[PIPELINE_KEY]["events"] == ["case.opened", "case.closed", "case.reopened"]
-    outcomes = {d.event_type: d.outcome for d in _deliveries(app)}
+    assert cases_by_key(app)[PIPELINE_KEY]["events"] == [
+        "case.opened",
+        "case.closed",
+        "case.reopened",
+    ]
+    outcomes = {d.event_type: d.outcome for d in stored_deliveries(app)}
     assert outcomes["pipeline.running"] == "no command matched; recorded only"
 
 
 @BOTH_DATABASES
 def test_redelivery_answers_200_and_is_processed_once(app, gitlab, drain):
     assert gitlab.send_fixture("issue.created", delivery_id="idem-1").status_code == 202
-    again = gitlab.send_fixture("issue.created", delivery_id="idem-1")
-    assert again.status_code == 200
-    assert again.json["duplicate"] is True
-    assert _queued(app) == 1
+    assert_duplicate(gitlab.send_fixture("issue.created", delivery_id="idem-1"))
+    assert queued(app) == 1
     assert drain() == 0
+    assert_processed_once(app)
     with app.app_context():
-        delivery_pk = db.session.scalar(db.select(Delivery.id))
-        assert processing.process_delivery(delivery_pk) == "already processed"
         assert db.session.scalar(db.select(db.func.count(CaseEvent.id))) == 1
-    assert _cases(app)[ISSUE_KEY]["deliveries"] == 1
+    assert cases_by_key(app)[ISSUE_KEY]["deliveries"] == 1
 
 
 def test_two_deliveries_about_one_issue_make_one_case(app, gitlab, drain):
     gitlab.send_fixture("issue.created")
     gitlab.send_fixture("issue.created")  # GitLab sent it twice, with two keys
     assert drain() == 0
-    assert list(_cases(app)) == [ISSUE_KEY]
-    assert _cases(app)[ISSUE_KEY]["deliveries"] == 2
+    assert list(cases_by_key(app)) == [ISSUE_KEY]
+    assert cases_by_key(app)[ISSUE_KEY]["deliveries"] == 2
 
 
 def test_merge_request_opens_and_merge_closes(app, gitlab, drain):
@@ -258,7 +228,7 @@ def test_merge_request_opens_and_merge_closes(app, gitlab, drain):
     merged["object_attributes"]["action"] = "merge"
     gitlab.send(merged)
     assert drain() == 0
-    cases = _cases(app)
+    cases = cases_by_key(app)
     assert set(cases) == {"indev/gitlabtomatrix!17", ISSUE_KEY}
     mr = cases["indev/gitlabtomatrix!17"]
     assert mr["title"] == "Add pipeline notifications (indev/gitlabtomatrix!17)"
@@ -281,9 +251,9 @@ def test_no_delivery_id_at_all_is_400_naming_the_headers(app, gitlab):
     assert response.json["error"] == "bad_payload"
     assert "Idempotency-Key" in response.json["detail"]
     assert "X-Gitlab-Event-UUID" in response.json["detail"]
-    [stored] = _deliveries(app)
+    [stored] = stored_deliveries(app)
     assert stored.verdict == "rejected"
-    assert _queued(app) == 0
+    assert queued(app) == 0
 
 
 @pytest.mark.parametrize(
@@ -294,18 +264,11 @@ def test_refused_token_is_401_and_nothing_is_queued(app, gitlab, drain, token, c
     response = gitlab.send(
         (GITLAB / "issue.created.json").read_bytes(), headers={"X-Gitlab-Token": token}
     )
-    assert response.status_code == 401
-    assert set(response.json) == {"error", "detail"}
-    assert response.json["error"] == check
-    assert "X-Gitlab-Token" in response.json["detail"]
-    assert _queued(app) == 0
-    assert drain() == 0
-    [stored] = _deliveries(app)
+    [stored] = assert_refused(app, drain, response, check, "X-Gitlab-Token")
     assert stored.verdict == "unauthorized" and stored.status == "refused"
     assert stored.delivery_id is None
     if token:
         assert stored.headers["X-Gitlab-Token"] == "[redacted]"
-    assert _cases(app) == {}
 
 
 def test_null_and_odd_fields_never_crash_processing(app, gitlab, drain):
@@ -323,12 +286,10 @@ def test_null_and_odd_fields_never_crash_processing(app, gitlab, drain):
     for payload in payloads:
         assert gitlab.send(payload).status_code == 202
     assert drain() == 0
-    with app.app_context():
-        titles = sorted(db.session.scalars(db.select(Case.title)).all())
-        statuses = {d.status for d in db.session.scalars(db.select(Delivery)).all()}
+    titles = case_titles(app)
     assert "Untitled issue (unknown project#3)" in titles
     assert "Pipeline failed on unknown ref in unknown project" in titles
-    assert statuses == {"processed"}
+    assert delivery_statuses(app) == {"processed"}
 
 
 # --- the provider module on its own -----------------------------------------------------

@@ -11,17 +11,23 @@ import uuid
 
 import pytest
 
-from app.cases.models import Case
-from app.events.models import CaseEvent
-from app.extensions import db
-from app.queue import get_queue
-from app.webhooks import processing
-from app.webhooks.cli import create_endpoint
 from app.webhooks.commands import matching
-from app.webhooks.models import Delivery
 from app.webhooks.providers.base import PayloadError, VerificationError
 from app.webhooks.providers.jira import Jira
 from tests.conftest import BOTH_DATABASES, FIXTURES
+from tests.providers.conftest import (
+    Sender,
+    assert_duplicate,
+    assert_processed_once,
+    assert_refused,
+    body_of,
+    case_titles,
+    cases_by_key,
+    delivery_statuses,
+    queued,
+    stored_deliveries,
+    summaries,
+)
 
 JIRA = FIXTURES / "jira"
 CREATED = "jira.issue_created"
@@ -38,29 +44,20 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class JiraSender:
+class JiraSender(Sender):
     """Posts signed Jira deliveries to one endpoint through the real route."""
 
-    def __init__(self, app, client):
-        with app.app_context():
-            endpoint, self.secret = create_endpoint("jira", "jira.test-example.ru")
-            self.path = endpoint.path
-        self.client = client
+    provider, source = "jira", "jira.test-example.ru"
 
     def send(self, payload: dict | bytes, delivery_id: str | None = None, headers=None):
         """POST ``payload`` signed; ``headers`` override (a None value removes the header)."""
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = body_of(payload)
         sent = {
             "Content-Type": "application/json; charset=utf-8",
             "X-Atlassian-Webhook-Identifier": delivery_id or str(uuid.uuid4()),
             "X-Hub-Signature": signature(self.secret, body),
         }
-        for name, value in (headers or {}).items():
-            if value is None:
-                sent.pop(name, None)
-            else:
-                sent[name] = value
-        return self.client.post(self.path, data=body, headers=sent)
+        return self.post(body, sent, headers)
 
     def send_fixture(self, name: str, delivery_id: str | None = None):
         """Send ``shared/fixtures/jira/<name>.json`` as it is (raw bytes)."""
@@ -70,38 +67,6 @@ class JiraSender:
 @pytest.fixture
 def jira(app, client):
     return JiraSender(app, client)
-
-
-def _cases(app) -> dict:
-    with app.app_context():
-        return {
-            case.dedup_key: {
-                "title": case.title,
-                "status": case.status,
-                "closed_reason": case.closed_reason,
-                "severity": case.severity,
-                "source_url": case.source_url,
-                "deliveries": case.delivery_count,
-                "events": [event.type for event in case.events],
-            }
-            for case in db.session.scalars(db.select(Case)).all()
-        }
-
-
-def _deliveries(app) -> list[Delivery]:
-    with app.app_context():
-        return db.session.scalars(db.select(Delivery).order_by(Delivery.received_at)).all()
-
-
-def _queued(app) -> int:
-    with app.app_context():
-        return get_queue().count
-
-
-def _summaries(app) -> list[str]:
-    with app.app_context():
-        events = db.session.scalars(db.select(CaseEvent).order_by(CaseEvent.id)).all()
-        return [event.payload["summary"] for event in events]
 
 
 def _updated(status: str, category: str, event_name: str = "issue_generic") -> dict:
@@ -124,7 +89,7 @@ def test_every_fixture_becomes_the_right_case(app, jira, drain):
         assert jira.send_fixture(name).status_code == 202, name
     assert drain() == 0
 
-    assert _cases(app) == {
+    assert cases_by_key(app) == {
         "BBCOM-1398": {
             "title": "BBCOM-1398: Prueba de creación de tareas en un proyecto público",
             "status": "open",
@@ -145,7 +110,7 @@ def test_every_fixture_becomes_the_right_case(app, jira, drain):
             "events": ["case.opened"],
         },
     }
-    outcomes = {d.event_type: (d.status, d.outcome) for d in _deliveries(app)}
+    outcomes = {d.event_type: (d.status, d.outcome) for d in stored_deliveries(app)}
     assert outcomes == {
         "jira:issue_created": ("processed", "jira.open: opened a case"),
         # An update about an issue Casehook has not seen yet opens its case.
@@ -153,7 +118,7 @@ def test_every_fixture_becomes_the_right_case(app, jira, drain):
         # This capture (Jira Server 7) names its issue only by id in comment.self.
         "comment_created": ("processed", "jira.comment_without_issue: ignored"),
     }
-    assert _summaries(app) == [
+    assert summaries(app) == [
         "jira_test created the issue",
         "jira_test changed status: To Do → In Progress",
     ]
@@ -165,16 +130,16 @@ def test_done_status_closes_the_case_and_reopening_reopens_it(app, jira, drain):
     jira.send(_updated("In Progress", "indeterminate"))
     jira.send(_updated("Done", "done"))
     assert drain() == 0
-    case = _cases(app)["BBCOM-1398"]
+    case = cases_by_key(app)["BBCOM-1398"]
     assert (case["status"], case["closed_reason"]) == ("closed", "auto")
     assert case["events"] == ["case.opened", "case.updated", "case.closed"]
 
     jira.send(_updated("Reopened", "new", event_name="issue_reopened"))
     assert drain() == 0
-    case = _cases(app)["BBCOM-1398"]
+    case = cases_by_key(app)["BBCOM-1398"]
     assert case["status"] == "open"
     assert case["events"][-1] == "case.reopened"
-    outcomes = [d.outcome for d in _deliveries(app)]
+    outcomes = [d.outcome for d in stored_deliveries(app)]
     assert outcomes == [
         "jira.open: opened a case",
         "jira.activity: updated the case",
@@ -196,31 +161,27 @@ def test_comment_that_names_its_issue_lands_on_the_issue_case(app, jira, drain):
     }
     jira.send(comment)
     assert drain() == 0
-    assert _cases(app)["BBCOM-1398"]["events"] == ["case.opened", "case.updated"]
-    assert _summaries(app)[-1] == "ii_ivanov commented: 12345"
+    assert cases_by_key(app)["BBCOM-1398"]["events"] == ["case.opened", "case.updated"]
+    assert summaries(app)[-1] == "ii_ivanov commented: 12345"
 
 
 @BOTH_DATABASES
 def test_redelivery_answers_200_and_is_processed_once(app, jira, drain):
     assert jira.send_fixture(CREATED, delivery_id="atl-1").status_code == 202
-    again = jira.send_fixture(CREATED, delivery_id="atl-1")
-    assert again.status_code == 200
-    assert again.json["duplicate"] is True
-    assert _queued(app) == 1
+    assert_duplicate(jira.send_fixture(CREATED, delivery_id="atl-1"))
+    assert queued(app) == 1
     assert drain() == 0
-    with app.app_context():
-        delivery_pk = db.session.scalar(db.select(Delivery.id))
-        assert processing.process_delivery(delivery_pk) == "already processed"
-    assert _cases(app)["BBCOM-1398"]["deliveries"] == 1
-    assert _cases(app)["BBCOM-1398"]["events"] == ["case.opened"]
+    assert_processed_once(app)
+    assert cases_by_key(app)["BBCOM-1398"]["deliveries"] == 1
+    assert cases_by_key(app)["BBCOM-1398"]["events"] == ["case.opened"]
 
 
 def test_two_deliveries_about_one_issue_make_one_case(app, jira, drain):
     jira.send_fixture(CREATED)
     jira.send(_updated("In Progress", "indeterminate"))
     assert drain() == 0
-    assert list(_cases(app)) == ["BBCOM-1398"]
-    assert _cases(app)["BBCOM-1398"]["deliveries"] == 2
+    assert list(cases_by_key(app)) == ["BBCOM-1398"]
+    assert cases_by_key(app)["BBCOM-1398"]["deliveries"] == 2
 
 
 def test_deleted_issue_closes_its_case(app, jira, drain):
@@ -229,7 +190,7 @@ def test_deleted_issue_closes_its_case(app, jira, drain):
     deleted["webhookEvent"] = "jira:issue_deleted"
     jira.send(deleted)
     assert drain() == 0
-    case = _cases(app)["BBCOM-1398"]
+    case = cases_by_key(app)["BBCOM-1398"]
     assert (case["status"], case["closed_reason"]) == ("closed", "auto")
 
 
@@ -237,7 +198,7 @@ def test_missing_webhook_identifier_is_400(app, jira):
     response = jira.send(fixture(CREATED), headers={"X-Atlassian-Webhook-Identifier": None})
     assert response.status_code == 400
     assert "X-Atlassian-Webhook-Identifier" in response.json["detail"]
-    assert _queued(app) == 0
+    assert queued(app) == 0
 
 
 @pytest.mark.parametrize(
@@ -255,26 +216,15 @@ def test_refused_signature_is_401_and_nothing_is_queued(app, jira, drain, header
     if header == "wrong-secret":
         header = signature("another secret", body)
     response = jira.send(body, headers={"X-Hub-Signature": header})
-    assert response.status_code == 401
-    assert set(response.json) == {"error", "detail"}
-    assert response.json["error"] == check
-    assert "X-Hub-Signature" in response.json["detail"]
-    assert _queued(app) == 0
-    assert drain() == 0
-    [stored] = _deliveries(app)
+    [stored] = assert_refused(app, drain, response, check, "X-Hub-Signature")
     assert stored.verdict == "unauthorized" and stored.delivery_id is None
-    assert _cases(app) == {}
 
 
 def test_a_changed_byte_is_refused(app, jira):
     body = (JIRA / f"{CREATED}.json").read_bytes()
-    tampered = jira.client.post(
-        jira.path,
-        data=body.replace(b"BBCOM-1398", b"BBCOM-1399"),
-        headers={
-            "X-Atlassian-Webhook-Identifier": "x",
-            "X-Hub-Signature": signature(jira.secret, body),
-        },
+    tampered = jira.post(
+        body.replace(b"BBCOM-1398", b"BBCOM-1399"),
+        {"X-Atlassian-Webhook-Identifier": "x", "X-Hub-Signature": signature(jira.secret, body)},
     )
     assert tampered.status_code == 401
     assert tampered.json["error"] == "bad_signature"
@@ -298,16 +248,13 @@ def test_null_and_odd_fields_never_crash_processing(app, jira, drain):
     for payload in payloads:
         assert jira.send(payload).status_code == 202
     assert drain() == 0
-    with app.app_context():
-        titles = sorted(db.session.scalars(db.select(Case.title)).all())
-        statuses = {d.status for d in db.session.scalars(db.select(Delivery)).all()}
-    assert titles == [
+    assert case_titles(app) == [
         "Jira jira:issue_created without an issue",
         "X-1: Untitled issue",
         "X-2: Untitled issue",
         "X-3: Untitled issue",
     ]
-    assert statuses == {"processed"}
+    assert delivery_statuses(app) == {"processed"}
 
 
 # --- the provider module on its own -----------------------------------------------------

@@ -11,16 +11,24 @@ import uuid
 
 import pytest
 
-from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
-from app.queue import get_queue
-from app.webhooks import processing
-from app.webhooks.cli import create_endpoint
-from app.webhooks.models import Delivery
 from app.webhooks.providers.base import PayloadError, VerificationError
 from app.webhooks.providers.pagerduty import PagerDuty
 from tests.conftest import BOTH_DATABASES, FIXTURES
+from tests.providers.conftest import (
+    Sender,
+    assert_duplicate,
+    assert_processed_once,
+    assert_refused,
+    body_of,
+    case_titles,
+    cases_by_key,
+    delivery_statuses,
+    queued,
+    stored_deliveries,
+    summaries,
+)
 
 PAGERDUTY = FIXTURES / "pagerduty"
 PRIORITY_UPDATED = "incident.priority_updated"
@@ -40,18 +48,14 @@ def v1(secret: str, body: bytes) -> str:
     return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class PagerDutySender:
+class PagerDutySender(Sender):
     """Posts signed PagerDuty v3 deliveries to one endpoint through the real route."""
 
-    def __init__(self, app, client, secret: str | None = None):
-        with app.app_context():
-            endpoint, self.secret = create_endpoint("pagerduty", "API Service", secret)
-            self.path = endpoint.path
-        self.client = client
+    provider, source = "pagerduty", "API Service"
 
     def send(self, payload: dict | bytes, delivery_id: str | None = None, headers=None):
         """POST ``payload`` signed; ``headers`` override (a None value removes the header)."""
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = body_of(payload)
         sent = {
             "Content-Type": "application/json",
             "User-Agent": "PagerDuty-Webhook/V3.0",
@@ -59,12 +63,7 @@ class PagerDutySender:
             "X-Webhook-Subscription": "PSFWQ6N",
             "X-PagerDuty-Signature": v1(self.secret, body),
         }
-        for name, value in (headers or {}).items():
-            if value is None:
-                sent.pop(name, None)
-            else:
-                sent[name] = value
-        return self.client.post(self.path, data=body, headers=sent)
+        return self.post(body, sent, headers)
 
     def send_fixture(self, name: str = PRIORITY_UPDATED, delivery_id: str | None = None):
         """Send ``shared/fixtures/pagerduty/<name>.json`` as it is (raw bytes)."""
@@ -74,32 +73,6 @@ class PagerDutySender:
 @pytest.fixture
 def pagerduty(app, client):
     return PagerDutySender(app, client)
-
-
-def _cases(app) -> dict:
-    with app.app_context():
-        return {
-            case.dedup_key: {
-                "title": case.title,
-                "status": case.status,
-                "closed_reason": case.closed_reason,
-                "severity": case.severity,
-                "source_url": case.source_url,
-                "deliveries": case.delivery_count,
-                "events": [event.type for event in case.events],
-            }
-            for case in db.session.scalars(db.select(Case)).all()
-        }
-
-
-def _deliveries(app) -> list[Delivery]:
-    with app.app_context():
-        return db.session.scalars(db.select(Delivery).order_by(Delivery.received_at)).all()
-
-
-def _queued(app) -> int:
-    with app.app_context():
-        return get_queue().count
 
 
 def _event(event_type: str, **data) -> dict:
@@ -118,7 +91,7 @@ def _event(event_type: str, **data) -> dict:
 def test_every_fixture_becomes_the_right_case(app, pagerduty, drain):
     assert pagerduty.send_fixture().status_code == 202
     assert drain() == 0
-    assert _cases(app) == {
+    assert cases_by_key(app) == {
         INCIDENT: {
             "title": "A little bump in the road",
             "status": "open",
@@ -129,7 +102,7 @@ def test_every_fixture_becomes_the_right_case(app, pagerduty, drain):
             "events": ["case.opened"],
         }
     }
-    [delivery] = _deliveries(app)
+    [delivery] = stored_deliveries(app)
     assert (delivery.event_type, delivery.status) == ("incident.priority_updated", "processed")
     # Activity about an incident Casehook has not seen yet opens its case.
     assert delivery.outcome == "pagerduty.activity: opened a case"
@@ -145,17 +118,17 @@ def test_incident_lifecycle_is_one_case(app, pagerduty, drain):
     pagerduty.send_fixture()
     pagerduty.send(_event("incident.resolved", status="resolved"))
     assert drain() == 0
-    case = _cases(app)[INCIDENT]
+    case = cases_by_key(app)[INCIDENT]
     assert case["severity"] == "error"  # set when opened: urgency high, no priority yet
     assert (case["status"], case["closed_reason"]) == ("closed", "auto")
     assert case["events"] == ["case.opened", "case.updated", "case.updated", "case.closed"]
 
     pagerduty.send(_event("incident.reopened", status="triggered"))
     assert drain() == 0
-    case = _cases(app)[INCIDENT]
+    case = cases_by_key(app)[INCIDENT]
     assert case["status"] == "open" and case["events"][-1] == "case.reopened"
     assert case["deliveries"] == 5
-    outcomes = [d.outcome for d in _deliveries(app)]
+    outcomes = [d.outcome for d in stored_deliveries(app)]
     assert outcomes[0] == "pagerduty.open: opened a case"
     assert outcomes[3] == "pagerduty.close: closed the case (auto)"
     assert outcomes[4] == "pagerduty.open: reopened the case"
@@ -164,23 +137,19 @@ def test_incident_lifecycle_is_one_case(app, pagerduty, drain):
 @BOTH_DATABASES
 def test_redelivery_answers_200_and_is_processed_once(app, pagerduty, drain):
     assert pagerduty.send_fixture(delivery_id="wh-1").status_code == 202
-    again = pagerduty.send_fixture(delivery_id="wh-1")
-    assert again.status_code == 200
-    assert again.json["duplicate"] is True
-    assert _queued(app) == 1
+    assert_duplicate(pagerduty.send_fixture(delivery_id="wh-1"))
+    assert queued(app) == 1
     assert drain() == 0
-    with app.app_context():
-        delivery_pk = db.session.scalar(db.select(Delivery.id))
-        assert processing.process_delivery(delivery_pk) == "already processed"
-    assert _cases(app)[INCIDENT]["deliveries"] == 1
+    assert_processed_once(app)
+    assert cases_by_key(app)[INCIDENT]["deliveries"] == 1
 
 
 def test_two_deliveries_about_one_incident_make_one_case(app, pagerduty, drain):
     pagerduty.send_fixture()
     pagerduty.send(_event("incident.escalated"))
     assert drain() == 0
-    assert list(_cases(app)) == [INCIDENT]
-    assert _cases(app)[INCIDENT]["deliveries"] == 2
+    assert list(cases_by_key(app)) == [INCIDENT]
+    assert cases_by_key(app)[INCIDENT]["deliveries"] == 2
 
 
 def test_event_id_is_the_delivery_id_without_x_webhook_id(app, pagerduty):
@@ -217,12 +186,10 @@ def test_annotation_lands_on_the_incident_case(app, pagerduty, drain):
     }
     pagerduty.send(note)
     assert drain() == 0
-    case = _cases(app)[INCIDENT]
+    case = cases_by_key(app)[INCIDENT]
     assert case["events"] == ["case.opened", "case.updated"]
     assert case["title"] == "A little bump in the road"
-    with app.app_context():
-        summaries = [e.payload["summary"] for e in db.session.scalars(db.select(CaseEvent))]
-    assert "Tenex Engineer added a note: Rolled back the deploy" in summaries
+    assert "Tenex Engineer added a note: Rolled back the deploy" in summaries(app)
 
 
 def test_ping_is_answered_at_once_and_opens_nothing(app, pagerduty, drain):
@@ -240,26 +207,14 @@ def test_ping_is_answered_at_once_and_opens_nothing(app, pagerduty, drain):
     response = pagerduty.send(ping, delivery_id="ping-1")
     assert response.status_code == 200
     assert response.json == {"delivery_id": "ping-1", "detail": "pong"}
-    assert _queued(app) == 0
+    assert queued(app) == 0
     assert drain() == 0
-    [stored] = _deliveries(app)
+    [stored] = stored_deliveries(app)
     assert (stored.event_type, stored.status) == ("pagey.ping", "processed")
-    assert _cases(app) == {}
+    assert cases_by_key(app) == {}
 
 
 # --- refusals and rotation ------------------------------------------------------------------
-
-
-def _assert_refused(app, drain, response, check: str) -> None:
-    assert response.status_code == 401
-    assert set(response.json) == {"error", "detail"}
-    assert response.json["error"] == check
-    assert "X-PagerDuty-Signature" in response.json["detail"]
-    assert _queued(app) == 0
-    assert drain() == 0
-    [stored] = _deliveries(app)
-    assert stored.verdict == "unauthorized" and stored.delivery_id is None
-    assert _cases(app) == {}
 
 
 def test_rotation_any_one_valid_signature_is_accepted(app, pagerduty, drain):
@@ -269,7 +224,7 @@ def test_rotation_any_one_valid_signature_is_accepted(app, pagerduty, drain):
         response = pagerduty.send(body, headers={"X-PagerDuty-Signature": header})
         assert response.status_code == 202, header
     assert drain() == 0
-    assert _cases(app)[INCIDENT]["deliveries"] == 4
+    assert cases_by_key(app)[INCIDENT]["deliveries"] == 4
 
 
 @pytest.mark.parametrize(
@@ -288,7 +243,8 @@ def test_refused_signature_is_401_and_nothing_is_queued(app, pagerduty, drain, h
     if header == "two-wrong":
         header = f"{v1('old one', body)},{v1('older one', body)}"
     response = pagerduty.send(body, headers={"X-PagerDuty-Signature": header})
-    _assert_refused(app, drain, response, check)
+    [stored] = assert_refused(app, drain, response, check, "X-PagerDuty-Signature")
+    assert stored.verdict == "unauthorized" and stored.delivery_id is None
 
 
 def test_null_and_odd_fields_never_crash_processing(app, pagerduty, drain):
@@ -314,11 +270,8 @@ def test_null_and_odd_fields_never_crash_processing(app, pagerduty, drain):
     for payload in payloads:
         assert pagerduty.send(payload).status_code == 202
     assert drain() == 0
-    with app.app_context():
-        titles = sorted(db.session.scalars(db.select(Case.title)).all())
-        statuses = {d.status for d in db.session.scalars(db.select(Delivery)).all()}
-    assert "PagerDuty incident P1" in titles
-    assert statuses == {"processed"}
+    assert "PagerDuty incident P1" in case_titles(app)
+    assert delivery_statuses(app) == {"processed"}
 
 
 # --- the provider module on its own -----------------------------------------------------

@@ -13,16 +13,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app import clock
-from app.cases.models import Case
-from app.events.models import CaseEvent
-from app.extensions import db
-from app.queue import get_queue
-from app.webhooks import processing
-from app.webhooks.cli import create_endpoint
-from app.webhooks.models import Delivery
 from app.webhooks.providers.base import VerificationError
 from app.webhooks.providers.sentry import Sentry
 from tests.conftest import BOTH_DATABASES, FIXTURES
+from tests.providers.conftest import (
+    Sender,
+    assert_duplicate,
+    assert_processed_once,
+    assert_refused,
+    case_titles,
+    cases_by_key,
+    delivery_statuses,
+    queued,
+    stored_deliveries,
+    summaries,
+)
 
 SENTRY = FIXTURES / "sentry"
 ISSUE_ID = "1170820242"
@@ -44,14 +49,10 @@ def signature(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class SentrySender:
+class SentrySender(Sender):
     """Posts signed Sentry integration webhooks to one endpoint through the real route."""
 
-    def __init__(self, app, client):
-        with app.app_context():
-            endpoint, self.secret = create_endpoint("sentry", "front-end")
-            self.path = endpoint.path
-        self.client = client
+    provider, source = "sentry", "front-end"
 
     def send(
         self,
@@ -70,12 +71,7 @@ class SentrySender:
             "Sentry-Hook-Timestamp": str(int(clock.now().timestamp())),
             "Sentry-Hook-Signature": signature(self.secret, body),
         }
-        for name, value in (headers or {}).items():
-            if value is None:
-                sent.pop(name, None)
-            else:
-                sent[name] = value
-        return self.client.post(self.path, data=body, headers=sent)
+        return self.post(body, sent, headers)
 
     def send_fixture(self, name: str = "issue.created", request_id: str | None = None):
         """Send ``shared/fixtures/sentry/<name>.json`` as it is (raw bytes)."""
@@ -85,32 +81,6 @@ class SentrySender:
 @pytest.fixture
 def sentry(app, client):
     return SentrySender(app, client)
-
-
-def _cases(app) -> dict:
-    with app.app_context():
-        return {
-            case.dedup_key: {
-                "title": case.title,
-                "status": case.status,
-                "closed_reason": case.closed_reason,
-                "severity": case.severity,
-                "source_url": case.source_url,
-                "deliveries": case.delivery_count,
-                "events": [event.type for event in case.events],
-            }
-            for case in db.session.scalars(db.select(Case)).all()
-        }
-
-
-def _deliveries(app) -> list[Delivery]:
-    with app.app_context():
-        return db.session.scalars(db.select(Delivery).order_by(Delivery.received_at)).all()
-
-
-def _queued(app) -> int:
-    with app.app_context():
-        return get_queue().count
 
 
 def _issue(action: str, **issue) -> dict:
@@ -127,7 +97,7 @@ def _issue(action: str, **issue) -> dict:
 def test_every_fixture_becomes_the_right_case(app, sentry, drain):
     assert sentry.send_fixture().status_code == 202
     assert drain() == 0
-    assert _cases(app) == {
+    assert cases_by_key(app) == {
         ISSUE_ID: {
             "title": TITLE,
             "status": "open",
@@ -138,7 +108,7 @@ def test_every_fixture_becomes_the_right_case(app, sentry, drain):
             "events": ["case.opened"],
         }
     }
-    [delivery] = _deliveries(app)
+    [delivery] = stored_deliveries(app)
     assert (delivery.event_type, delivery.status) == ("issue.created", "processed")
     assert delivery.outcome == "sentry.open: opened a case"
 
@@ -150,43 +120,33 @@ def test_resolved_closes_and_unresolved_reopens_one_case(app, sentry, drain):
     sentry.send(_issue("ignored", status="ignored"))
     sentry.send(_issue("resolved", status="resolved"))
     assert drain() == 0
-    case = _cases(app)[ISSUE_ID]
+    case = cases_by_key(app)[ISSUE_ID]
     assert (case["status"], case["closed_reason"]) == ("closed", "auto")
     assert case["events"] == ["case.opened", "case.updated", "case.updated", "case.closed"]
 
     sentry.send(_issue("unresolved", status="unresolved"))
     assert drain() == 0
-    case = _cases(app)[ISSUE_ID]
+    case = cases_by_key(app)[ISSUE_ID]
     assert case["status"] == "open"
     assert case["events"][-1] == "case.reopened"
     assert case["deliveries"] == 5
-    with app.app_context():
-        summaries = [
-            e.payload["summary"]
-            for e in db.session.scalars(db.select(CaseEvent).order_by(CaseEvent.id))
-        ]
-    assert summaries[1] == "Sentry assigned Ada"
+    assert summaries(app)[1] == "Sentry assigned Ada"
 
 
 @BOTH_DATABASES
 def test_redelivery_answers_200_and_is_processed_once(app, sentry, drain):
     assert sentry.send_fixture(request_id="req-1").status_code == 202
-    again = sentry.send_fixture(request_id="req-1")
-    assert again.status_code == 200
-    assert again.json["duplicate"] is True
+    assert_duplicate(sentry.send_fixture(request_id="req-1"))
     # Without Request-ID the body names the delivery: a retry of the same body dedupes.
     body = (SENTRY / "issue.created.json").read_bytes()
     expected = "sha256:" + hashlib.sha256(body).hexdigest()
     first = sentry.send(body, headers={"Request-ID": None})
     assert first.status_code == 202 and first.json == {"delivery_id": expected}
-    retry = sentry.send(body, headers={"Request-ID": None})
-    assert retry.status_code == 200 and retry.json["duplicate"] is True
-    assert _queued(app) == 2
+    assert_duplicate(sentry.send(body, headers={"Request-ID": None}))
+    assert queued(app) == 2
     assert drain() == 0
-    with app.app_context():
-        for delivery_pk in db.session.scalars(db.select(Delivery.id)).all():
-            assert processing.process_delivery(delivery_pk) == "already processed"
-    case = _cases(app)[ISSUE_ID]
+    assert_processed_once(app)
+    case = cases_by_key(app)[ISSUE_ID]
     assert case["deliveries"] == 2  # two distinct deliveries (req-1, the unnamed one)
     assert case["events"] == ["case.opened", "case.updated"]
 
@@ -195,7 +155,7 @@ def test_two_deliveries_about_one_issue_make_one_case(app, sentry, drain):
     sentry.send_fixture()
     sentry.send_fixture()
     assert drain() == 0
-    assert list(_cases(app)) == [ISSUE_ID]
+    assert list(cases_by_key(app)) == [ISSUE_ID]
 
 
 def test_level_link_and_title_follow_the_issue(app, sentry, drain):
@@ -205,7 +165,7 @@ def test_level_link_and_title_follow_the_issue(app, sentry, drain):
     sentry.send(linked)
     sentry.send(_issue("created", id="44", level="info"))
     assert drain() == 0
-    cases = _cases(app)
+    cases = cases_by_key(app)
     assert cases["42"]["severity"] == "critical"
     assert cases["42"]["title"] == "ReferenceError: blooopy is not defined"
     assert cases["42"]["source_url"] == "https://s.io/i/42"
@@ -230,14 +190,9 @@ def test_comments_and_alerts_land_on_the_issue_case(app, sentry, drain):
     }
     sentry.send(alert, resource="event_alert")
     assert drain() == 0
-    case = _cases(app)[ISSUE_ID]
+    case = cases_by_key(app)[ISSUE_ID]
     assert case["events"] == ["case.opened", "case.updated", "case.updated"]
-    with app.app_context():
-        summaries = [
-            e.payload["summary"]
-            for e in db.session.scalars(db.select(CaseEvent).order_by(CaseEvent.id))
-        ]
-    assert summaries[1:] == [
+    assert summaries(app)[1:] == [
         "Ada commented: Seen on Safari only",
         "Alert rule 'Page on new errors' fired",
     ]
@@ -258,7 +213,7 @@ def test_metric_alert_opens_and_resolves(app, sentry, drain):
     resolved["data"]["description_title"] = "Resolved: p95 latency above 2 s"
     sentry.send(resolved, resource="metric_alert")
     assert drain() == 0
-    case = _cases(app)["metric_alert:77"]
+    case = cases_by_key(app)["metric_alert:77"]
     assert case["severity"] == "critical"
     assert (case["status"], case["closed_reason"]) == ("closed", "auto")
 
@@ -267,15 +222,8 @@ def test_metric_alert_opens_and_resolves(app, sentry, drain):
 
 
 def _assert_refused(app, drain, response, check: str, *words: str) -> None:
-    assert response.status_code == 401
-    assert set(response.json) == {"error", "detail"}
-    assert response.json["error"] == check
-    for word in words:
-        assert word in response.json["detail"]
-    assert _queued(app) == 0
-    assert drain() == 0
-    assert all(d.verdict == "unauthorized" and d.delivery_id is None for d in _deliveries(app))
-    assert _cases(app) == {}
+    stored = assert_refused(app, drain, response, check, *words)
+    assert all(d.verdict == "unauthorized" and d.delivery_id is None for d in stored)
 
 
 @pytest.mark.parametrize(
@@ -321,10 +269,9 @@ def test_refused_request_is_401_naming_the_header(app, sentry, drain, headers, c
 def test_signature_over_re_serialised_json_is_refused(app, sentry, drain):
     raw = (SENTRY / "issue.created.json").read_bytes()
     pretty = json.dumps(json.loads(raw), indent=2).encode()
-    response = sentry.client.post(
-        sentry.path,
-        data=pretty,
-        headers={
+    response = sentry.post(
+        pretty,
+        {
             "Request-ID": "r",
             "Sentry-Hook-Resource": "issue",
             "Sentry-Hook-Timestamp": str(int(clock.now().timestamp())),
@@ -352,11 +299,8 @@ def test_null_and_odd_fields_never_crash_processing(app, sentry, drain):
         assert sentry.send(payload, resource=resource).status_code == 202
     assert sentry.send({"action": "created"}, headers={"Sentry-Hook-Resource": None}).status_code
     assert drain() == 0
-    with app.app_context():
-        titles = sorted(db.session.scalars(db.select(Case.title)).all())
-        statuses = {d.status for d in db.session.scalars(db.select(Delivery)).all()}
-    assert "Sentry issue 5" in titles
-    assert statuses == {"processed"}
+    assert "Sentry issue 5" in case_titles(app)
+    assert delivery_statuses(app) == {"processed"}
 
 
 # --- the provider module on its own -----------------------------------------------------

@@ -14,13 +14,22 @@ import pytest
 from app import clock
 from app.cases.models import Case
 from app.extensions import db
-from app.queue import get_queue
-from app.webhooks.cli import create_endpoint
-from app.webhooks.models import Delivery
 from app.webhooks.providers import get_provider
 from app.webhooks.providers.base import PayloadError, VerificationError
 from app.webhooks.providers.slack import Slack, sign
 from tests.conftest import BOTH_DATABASES, FIXTURES
+from tests.providers.conftest import (
+    Sender,
+    assert_401,
+    assert_duplicate,
+    assert_refused,
+    body_of,
+    case_rows,
+    case_titles,
+    delivery_statuses,
+    stored_deliveries,
+    with_headers,
+)
 
 SLACK_FIXTURES = FIXTURES / "slack"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -40,14 +49,10 @@ DOC_BODY = (
 DOC_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
 
 
-class SlackSender:
+class SlackSender(Sender):
     """Posts deliveries signed the way Slack signs them, with the clock frozen at NOW."""
 
-    def __init__(self, app, client):
-        with app.app_context():
-            endpoint, self.secret = create_endpoint("slack", "Acme workspace")
-            self.path = endpoint.path
-        self.app, self.client = app, client
+    provider, source, frozen_at = "slack", "Acme workspace", NOW
 
     def headers(self, body: bytes, timestamp: int | str = NOW_TS, secret: str | None = None):
         # Computed here, not with the module's sign(), so the scheme is checked, not echoed.
@@ -59,13 +64,9 @@ class SlackSender:
             "X-Slack-Signature": f"v0={digest}",
         }
 
-    def post(self, body: bytes, headers: dict):
-        with clock.frozen_at(NOW):
-            return self.client.post(self.path, data=body, headers=headers)
-
     def send(self, payload: dict | bytes, timestamp: int | str = NOW_TS, **extra):
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return self.post(body, {**self.headers(body, timestamp), **extra})
+        body = body_of(payload)
+        return self.post(body, self.headers(body, timestamp), extra)
 
     def send_fixture(self, name: str, **extra):
         return self.send((SLACK_FIXTURES / f"{name}.json").read_bytes(), **extra)
@@ -114,26 +115,7 @@ def reaction(event_id: str, name: str, ts: str = ROOT) -> dict:
 
 
 def _cases(app) -> dict:
-    with app.app_context():
-        return {
-            case.dedup_key: (
-                case.status,
-                case.closed_reason,
-                case.severity,
-                [event.type for event in case.events],
-            )
-            for case in db.session.scalars(db.select(Case)).all()
-        }
-
-
-def _deliveries(app) -> list[Delivery]:
-    with app.app_context():
-        return db.session.scalars(db.select(Delivery)).all()
-
-
-def _queued(app) -> int:
-    with app.app_context():
-        return get_queue().count
+    return case_rows(app, "status", "closed_reason", "severity", "events")
 
 
 @BOTH_DATABASES
@@ -151,7 +133,7 @@ def test_every_fixture_through_the_route_and_a_worker(app, slack, drain):
 
     # A :grinning: reaction is chatter, not a request for help: recorded, no case.
     assert _cases(app) == {}
-    by_type = {d.event_type: d for d in _deliveries(app)}
+    by_type = {d.event_type: d for d in stored_deliveries(app)}
     assert set(by_type) == {"url_verification", "reaction_added"}
     assert by_type["url_verification"].status == "processed"
     assert by_type["url_verification"].outcome.startswith("answered at once")
@@ -163,10 +145,9 @@ def test_every_fixture_through_the_route_and_a_worker(app, slack, drain):
     retry = slack.send_fixture(
         "event_callback.reaction_added", timestamp=NOW_TS + 3, **{"X-Slack-Retry-Num": "1"}
     )
-    assert retry.status_code == 200
-    assert retry.json["duplicate"] is True
+    assert_duplicate(retry)
     assert drain() == 0
-    assert len(_deliveries(app)) == 2
+    assert len(stored_deliveries(app)) == 2
 
 
 @BOTH_DATABASES
@@ -204,14 +185,14 @@ def test_mention_opens_a_case_for_the_thread_and_a_check_mark_closes_it(app, sla
         "info",
         ["case.opened", "case.updated", "case.closed"],
     )
-    outcomes = {d.delivery_id: d.outcome for d in _deliveries(app)}
+    outcomes = {d.delivery_id: d.outcome for d in stored_deliveries(app)}
     assert outcomes["Ev03"] == outcomes["Ev04"] == "no command matched; recorded only"
     assert outcomes["Ev05"] == "slack.done: closed the case (auto)"
 
     # Another check mark changes nothing; a new mention in the thread reopens it.
     assert slack.send(reaction("Ev06", "heavy_check_mark")).status_code == 202
     assert drain() == 0
-    assert {d.delivery_id: d.outcome for d in _deliveries(app)}["Ev06"].endswith(
+    assert {d.delivery_id: d.outcome for d in stored_deliveries(app)}["Ev06"].endswith(
         "case already closed"
     )
     again = mention("Ev07", "1714565000.000400", "<@U0LAN0Z89> it is back", thread_ts=ROOT)
@@ -226,7 +207,7 @@ def test_a_check_mark_on_an_unknown_message_opens_nothing(app, slack, drain):
     assert slack.send(reaction("Ev10", "white_check_mark")).status_code == 202
     assert drain() == 0
     assert _cases(app) == {}
-    assert _deliveries(app)[0].outcome == "slack.done: no case to close"
+    assert stored_deliveries(app)[0].outcome == "slack.done: no case to close"
 
 
 def test_redelivered_event_is_processed_once(app, slack, drain):
@@ -248,28 +229,22 @@ def test_unsigned_url_verification_gets_401_and_no_challenge(app, slack, client)
     unsigned = slack.post(body, {"Content-Type": "application/json"})
     forged = slack.post(body, slack.headers(body, secret="not the signing secret"))
     for response, check in ((unsigned, "missing_header"), (forged, "bad_signature")):
-        assert response.status_code == 401
-        assert set(response.json) == {"error", "detail"}
-        assert response.json["error"] == check
+        assert_401(response, check)
         assert "valid_challenge_token" not in response.get_data(as_text=True)
     assert "X-Slack-Signature" in unsigned.json["detail"]
-    assert {(d.verdict, d.status, d.delivery_id) for d in _deliveries(app)} == {
+    assert {(d.verdict, d.status, d.delivery_id) for d in stored_deliveries(app)} == {
         ("unauthorized", "refused", None)
     }
 
 
-def _drop(headers: dict, name: str) -> dict:
-    return {k: v for k, v in headers.items() if k != name}
-
-
 REFUSALS = {
     "missing signature": (
-        lambda s, body: _drop(s.headers(body), "X-Slack-Signature"),
+        lambda s, body: with_headers(s.headers(body), {"X-Slack-Signature": None}),
         "missing_header",
         ["X-Slack-Signature"],
     ),
     "missing timestamp": (
-        lambda s, body: _drop(s.headers(body), "X-Slack-Request-Timestamp"),
+        lambda s, body: with_headers(s.headers(body), {"X-Slack-Request-Timestamp": None}),
         "missing_header",
         ["X-Slack-Request-Timestamp"],
     ),
@@ -314,15 +289,7 @@ def test_refusals_answer_401_and_process_nothing(app, slack, drain, case):
     make_headers, check, phrases = REFUSALS[case]
     body = json.dumps(mention("Ev30", ROOT, "<@U0LAN0Z89> help")).encode()
     response = slack.post(body, make_headers(slack, body))
-    assert response.status_code == 401
-    assert set(response.json) == {"error", "detail"}
-    assert response.json["error"] == check
-    for phrase in phrases:
-        assert phrase in response.json["detail"]
-    assert _queued(app) == 0
-    assert drain() == 0
-    assert _cases(app) == {}
-    [stored] = _deliveries(app)
+    [stored] = assert_refused(app, drain, response, check, *phrases)
     assert (stored.verdict, stored.status, stored.delivery_id) == ("unauthorized", "refused", None)
     assert stored.verdict_detail.startswith(check)
 
@@ -339,7 +306,7 @@ def test_body_without_event_id_is_rejected_naming_it(app, slack, drain):
     assert response.json["error"] == "bad_payload"
     assert "event_id" in response.json["detail"]
     assert drain() == 0
-    assert [(d.verdict, d.delivery_id) for d in _deliveries(app)] == [("rejected", None)]
+    assert [(d.verdict, d.delivery_id) for d in stored_deliveries(app)] == [("rejected", None)]
 
 
 def test_null_and_missing_fields_never_crash_processing(app, slack, drain):
@@ -364,12 +331,9 @@ def test_null_and_missing_fields_never_crash_processing(app, slack, drain):
     for payload in payloads:
         assert slack.send(payload).status_code == 202, payload
     assert drain() == 0
-    with app.app_context():
-        titles = sorted(db.session.scalars(db.select(Case.title)).all())
-        keys = set(db.session.scalars(db.select(Case.dedup_key)).all())
-    assert titles == ["Slack: app mention in Slack", "Slack: app mention in Slack"]
-    assert keys == {None}
-    assert {d.status for d in _deliveries(app)} == {"processed"}
+    assert case_titles(app) == ["Slack: app mention in Slack", "Slack: app mention in Slack"]
+    assert set(case_rows(app)) == {None}
+    assert delivery_statuses(app) == {"processed"}
 
 
 # --- verify() and the other methods, without HTTP -------------------------------------------

@@ -14,13 +14,20 @@ import pytest
 from app import clock
 from app.cases.models import Case
 from app.extensions import db
-from app.queue import get_queue
-from app.webhooks.cli import create_endpoint
-from app.webhooks.models import Delivery
 from app.webhooks.providers import get_provider
 from app.webhooks.providers.base import VerificationError
 from app.webhooks.providers.standard import Standard, sign
 from tests.conftest import BOTH_DATABASES
+from tests.providers.conftest import (
+    Sender,
+    assert_duplicate,
+    assert_refused,
+    body_of,
+    case_rows,
+    delivery_statuses,
+    stored_deliveries,
+    with_headers,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 NOW_TS = int(NOW.timestamp())
@@ -47,14 +54,13 @@ def standard_signature(secret: str, msg_id: str, timestamp: int | str, body: byt
     return "v1," + base64.b64encode(digest).decode()
 
 
-class StandardSender:
+class StandardSender(Sender):
     """Posts Standard Webhooks messages to one endpoint, with the clock frozen at NOW."""
 
+    provider, source, frozen_at = "standard", "Billing", NOW
+
     def __init__(self, app, client):
-        with app.app_context():
-            endpoint, self.secret = create_endpoint("standard", "Billing", SECRET)
-            self.path = endpoint.path
-        self.client = client
+        super().__init__(app, client, SECRET)
         self.sent = 0
 
     def headers(self, body: bytes, msg_id: str, timestamp: int | str = NOW_TS, secret=None):
@@ -65,13 +71,9 @@ class StandardSender:
             "webhook-signature": standard_signature(secret or self.secret, msg_id, timestamp, body),
         }
 
-    def post(self, body: bytes, headers: dict):
-        with clock.frozen_at(NOW):
-            return self.client.post(self.path, data=body, headers=headers)
-
     def send(self, payload: dict | bytes, msg_id: str | None = None, timestamp=NOW_TS):
         self.sent += 1
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = body_of(payload)
         return self.post(body, self.headers(body, msg_id or f"msg_{self.sent}", timestamp))
 
 
@@ -96,27 +98,7 @@ def incident(kind: str, **data) -> dict:
 
 
 def _cases(app) -> dict:
-    with app.app_context():
-        return {
-            case.dedup_key: (
-                case.status,
-                case.closed_reason,
-                case.severity,
-                case.title,
-                [event.type for event in case.events],
-            )
-            for case in db.session.scalars(db.select(Case)).all()
-        }
-
-
-def _deliveries(app) -> list[Delivery]:
-    with app.app_context():
-        return db.session.scalars(db.select(Delivery)).all()
-
-
-def _queued(app) -> int:
-    with app.app_context():
-        return get_queue().count
+    return case_rows(app, "status", "closed_reason", "severity", "title", "events")
 
 
 @BOTH_DATABASES
@@ -144,7 +126,7 @@ def test_created_updated_resolved_is_one_case_opened_updated_closed(app, standar
             ["case.opened", "case.updated", "case.closed"],
         )
     }
-    outcomes = {d.delivery_id: (d.event_type, d.status, d.outcome) for d in _deliveries(app)}
+    outcomes = {d.delivery_id: (d.event_type, d.status, d.outcome) for d in stored_deliveries(app)}
     assert outcomes == {
         "msg_created": ("incident.created", "processed", "standard.open: opened a case"),
         "msg_updated": ("incident.updated", "processed", "standard.update: updated the case"),
@@ -198,7 +180,9 @@ def test_dedup_key_title_and_type_fallbacks(app, standard, drain):
         # the severity stays what the case opened with (cases.service refreshes titles only).
         ("db-primary-disk", "alert.firing (evt_2)", "warning", 2),
     ]
-    recorded = {d.event_type for d in _deliveries(app) if "recorded only" in (d.outcome or "")}
+    recorded = {
+        d.event_type for d in stored_deliveries(app) if "recorded only" in (d.outcome or "")
+    }
     assert recorded == {"invoice.paid", "unknown"}
 
 
@@ -206,11 +190,9 @@ def test_dedup_key_title_and_type_fallbacks(app, standard, drain):
 def test_redelivery_with_the_same_webhook_id_is_processed_once(app, standard, drain):
     assert standard.send(incident("created"), "msg_same").status_code == 202
     # A retry: same id and body, a later timestamp and so another signature.
-    again = standard.send(incident("created"), "msg_same", timestamp=NOW_TS + 30)
-    assert again.status_code == 200
-    assert again.json["duplicate"] is True
+    assert_duplicate(standard.send(incident("created"), "msg_same", timestamp=NOW_TS + 30))
     assert drain() == 0
-    assert len(_deliveries(app)) == 1
+    assert len(stored_deliveries(app)) == 1
     assert _cases(app)["inc_42"][4] == ["case.opened"]
 
 
@@ -229,25 +211,19 @@ def test_any_one_of_several_signatures_may_match(app, standard, drain):
     assert _cases(app)["inc_42"][0] == "open"
 
 
-def _with(headers: dict, **changes) -> dict:
-    changed = {k: v for k, v in headers.items() if k not in changes}
-    changed.update({k.replace("_", "-"): v for k, v in changes.items() if v is not None})
-    return changed
-
-
 REFUSALS = {
     "missing webhook-id": (
-        lambda s, body: _with(s.headers(body, "msg_x"), **{"webhook-id": None}),
+        lambda s, body: with_headers(s.headers(body, "msg_x"), {"webhook-id": None}),
         "missing_header",
         ["webhook-id"],
     ),
     "missing webhook-timestamp": (
-        lambda s, body: _with(s.headers(body, "msg_x"), **{"webhook-timestamp": None}),
+        lambda s, body: with_headers(s.headers(body, "msg_x"), {"webhook-timestamp": None}),
         "missing_header",
         ["webhook-timestamp"],
     ),
     "missing webhook-signature": (
-        lambda s, body: _with(s.headers(body, "msg_x"), **{"webhook-signature": None}),
+        lambda s, body: with_headers(s.headers(body, "msg_x"), {"webhook-signature": None}),
         "missing_header",
         ["webhook-signature"],
     ),
@@ -307,15 +283,7 @@ def test_refusals_answer_401_and_process_nothing(app, standard, drain, case):
     make_headers, check, phrases = REFUSALS[case]
     body = json.dumps(incident("created")).encode()
     response = standard.post(body, make_headers(standard, body))
-    assert response.status_code == 401
-    assert set(response.json) == {"error", "detail"}
-    assert response.json["error"] == check
-    for phrase in phrases:
-        assert phrase in response.json["detail"]
-    assert _queued(app) == 0
-    assert drain() == 0
-    assert _cases(app) == {}
-    [stored] = _deliveries(app)
+    [stored] = assert_refused(app, drain, response, check, *phrases)
     assert (stored.verdict, stored.status, stored.delivery_id) == ("unauthorized", "refused", None)
 
 
@@ -336,7 +304,7 @@ def test_null_and_odd_fields_never_crash_processing(app, standard, drain):
     for message in messages:
         assert standard.send(message).status_code == 202
     assert drain() == 0
-    assert {d.status for d in _deliveries(app)} == {"processed"}
+    assert delivery_statuses(app) == {"processed"}
     with app.app_context():
         cases = db.session.scalars(db.select(Case)).all()
         assert ("5", "7", None) in {(c.dedup_key, c.title, c.source_url) for c in cases}

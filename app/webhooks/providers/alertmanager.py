@@ -44,7 +44,11 @@ from app.webhooks.providers.base import (
     Provider,
     VerificationError,
     constant_time_equal,
+    excerpt,
+    http_url,
     mapping,
+    one_line,
+    require_header,
     text_of,
 )
 
@@ -78,14 +82,12 @@ class Alertmanager(Provider):
     name = "alertmanager"
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
-        value = _header(headers, AUTH_HEADER)
-        if not value:
-            raise VerificationError(
-                "missing_header",
-                f"{AUTH_HEADER} header is missing; set http_config.authorization (Bearer) or "
-                "http_config.basic_auth in the Alertmanager receiver, with this endpoint's "
-                "secret as the credentials or password",
-            )
+        value = require_header(
+            headers,
+            AUTH_HEADER,
+            "set http_config.authorization (Bearer) or http_config.basic_auth in the "
+            "Alertmanager receiver, with this endpoint's secret as the credentials or password",
+        )
         scheme, _, credentials = value.partition(" ")
         credentials = credentials.strip()
         if scheme.lower() == "bearer":
@@ -169,17 +171,17 @@ def _alert_facts(event_type: str, alert: dict) -> CaseFacts:
     severity = text_of(labels.get("severity")) or text_of(
         mapping(alert.get("commonLabels")).get("severity")
     )
-    said = _one_line(annotations.get("description")) or _one_line(annotations.get("summary"))
+    said = one_line(annotations.get("description")) or one_line(annotations.get("summary"))
     if status == "resolved":
         ended = text_of(alert.get("endsAt"))
         summary = f"resolved at {ended}" if ended else "resolved"
     else:
-        summary = f"{status}: {_excerpt(said)}" if said else status
+        summary = f"{status}: {excerpt(said, DETAIL_EXCERPT)}" if said else status
     return CaseFacts(
         dedup_key=fingerprint(alert)[:500],
         title=title,
         severity=_severity(severity),
-        source_url=_http_url(alert.get("generatorURL")) or _http_url(alert.get("externalURL")),
+        source_url=http_url(alert.get("generatorURL")) or http_url(alert.get("externalURL")),
         summary=summary,
     )
 
@@ -208,21 +210,21 @@ def _group_facts(event_type: str, group: dict) -> CaseFacts:
         dedup_key=group_key[:500] or None,
         title=title,
         severity=severity,
-        source_url=_http_url(group.get("externalURL"))
-        or next((u for a in alerts if (u := _http_url(a.get("generatorURL")))), None),
+        source_url=http_url(group.get("externalURL"))
+        or next((u for a in alerts if (u := http_url(a.get("generatorURL")))), None),
         summary=f"{event_type.removeprefix('alert.')}: {firing} firing, {resolved} resolved",
     )
 
 
 def _title(name: str, annotations: dict, instance: str) -> str:
     detail = (
-        _one_line(annotations.get("summary"))
-        or _one_line(annotations.get("title"))
-        or _one_line(annotations.get("description"))
+        one_line(annotations.get("summary"))
+        or one_line(annotations.get("title"))
+        or one_line(annotations.get("description"))
     )
     title = name or "Alert"
     if detail:
-        title = f"{title}: {_excerpt(detail)}"
+        title = f"{title}: {excerpt(detail, DETAIL_EXCERPT)}"
     if instance and instance not in title:
         title = f"{title} on {instance}"
     return title[:300]
@@ -237,28 +239,6 @@ def _alerts(payload: dict) -> list[dict]:
 
 def _severity(value: str) -> str:
     return SEVERITIES.get(value.lower(), "info")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    """Header ``name``, whatever its case (the route's headers already ignore case)."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _one_line(value: Any) -> str:
-    return " ".join(text_of(value).split())
-
-
-def _excerpt(text: str, limit: int = DETAIL_EXCERPT) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _http_url(value: Any) -> str | None:
-    url = text_of(value)
-    return url if url.lower().startswith(("https://", "http://")) else None
 
 
 BUILTIN_COMMANDS: list[Command] = [

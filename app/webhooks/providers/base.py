@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from app import clock
 from app.webhooks.commands import Command
+
+#: The longest delivery id kept (from a header or derived from the body).
+MAX_DELIVERY_ID = 200
+#: Seconds a sender's timestamp may be away from now, either way (Slack, Sentry and Standard
+#: Webhooks all say five minutes).
+TOLERANCE_SECONDS = 300
 
 
 class VerificationError(Exception):
@@ -106,3 +115,117 @@ def text_of(value: Any, default: str = "") -> str:
 def mapping(value: Any) -> dict:
     """``value`` if it is a JSON object, else ``{}`` (payload fields may be null)."""
     return value if isinstance(value, dict) else {}
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """Header ``name``, whatever its case (the route's headers already ignore case; a plain
+    dict may not), stripped; "" when absent."""
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def require_header(headers: Mapping[str, str], name: str, hint: str = "") -> str:
+    """Header ``name`` (as ``header``); ``missing_header`` naming it, and ``hint`` on what to set
+    up, when it is absent or blank."""
+    value = header(headers, name)
+    if not value:
+        raise VerificationError(
+            "missing_header", f"{name} header is missing" + (f"; {hint}" if hint else "")
+        )
+    return value
+
+
+def check_signature(
+    given: str,
+    expected: str,
+    header_name: str,
+    *,
+    signed: str = "the body",
+    cause: str = "the secret differs",
+) -> None:
+    """``bad_signature`` unless ``given`` is ``expected`` (compared in constant time); the
+    detail names ``header_name``, what was ``signed`` and the likely ``cause``."""
+    if not constant_time_equal(given, expected):
+        raise VerificationError(
+            "bad_signature",
+            f"{header_name} does not match {signed}: {cause}, or the body was changed on the way",
+        )
+
+
+def check_timestamp(
+    raw: str,
+    header_name: str,
+    tolerance_seconds: int = TOLERANCE_SECONDS,
+    *,
+    fractional: bool = False,
+) -> datetime:
+    """The sender's Unix time ``raw`` (from ``header_name``) as a UTC datetime, if it is within
+    ``tolerance_seconds`` of ``app.clock.now()`` either way (replay protection).
+
+    ``missing_header`` when ``raw`` is blank; ``stale_timestamp`` when it is not a Unix time
+    (whole seconds, unless ``fractional``) or too far off, with the skew in seconds.
+    """
+    if not raw:
+        raise VerificationError("missing_header", f"{header_name} header is missing")
+    try:
+        sent = float(raw) if fractional else float(int(raw))
+    except (ValueError, OverflowError):
+        sent = math.nan
+    if not math.isfinite(sent):
+        unit = "seconds" if fractional else "whole seconds"
+        raise VerificationError(
+            "stale_timestamp", f"{header_name} {raw[:40]!r} is not a Unix time in {unit}"
+        )
+    skew = sent - clock.now().timestamp()
+    if abs(skew) > tolerance_seconds:
+        direction = "in the future" if skew > 0 else "old"
+        raise VerificationError(
+            "stale_timestamp",
+            f"{header_name} is {abs(skew):.0f} s {direction} (skew {skew:+.0f} s; "
+            f"allowed ±{tolerance_seconds} s): a replay, or a clock out of sync",
+        )
+    return datetime.fromtimestamp(sent, UTC)
+
+
+def delivery_header(headers: Mapping[str, str], *names: str) -> str:
+    """The first of the headers ``names`` that is set (stripped, at most ``MAX_DELIVERY_ID``
+    characters); ``PayloadError`` naming them all when none is."""
+    for name in names:
+        value = header(headers, name)
+        if value:
+            return value[:MAX_DELIVERY_ID]
+    plural = "headers are" if len(names) > 1 else "header is"
+    raise PayloadError(f"{' and '.join(names)} {plural} missing")
+
+
+def event_and_action(event: str, payload: Any) -> str:
+    """``{event}.{action}`` with the body's ``action``; ``event`` alone when it has none."""
+    action = text_of(mapping(payload).get("action"))
+    return f"{event}.{action}" if action else event
+
+
+def remark(who: str, verb: str, text: str, limit: int = 280) -> str:
+    """A timeline line for a comment or a note: ``{who} {verb}: {text}`` with ``text`` cut after
+    ``limit`` characters ("…" marks the cut), or ``{who} {verb}`` when there is no text."""
+    if not text:
+        return f"{who} {verb}"
+    return f"{who} {verb}: {text[:limit]}" + ("…" if len(text) > limit else "")
+
+
+def one_line(value: Any) -> str:
+    """``value`` as text (``text_of``) with every run of white space, newlines too, one space."""
+    return " ".join(text_of(value).split())
+
+
+def excerpt(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` - 1 characters and "…": never longer than ``limit``."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def http_url(value: Any) -> str | None:
+    """``value`` if it is an http or https URL (never ``javascript:`` and the like), else None."""
+    url = text_of(value)
+    return url if url.lower().startswith(("https://", "http://")) else None

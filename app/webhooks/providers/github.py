@@ -12,12 +12,15 @@ from typing import Any
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     CaseFacts,
-    PayloadError,
     Provider,
-    VerificationError,
-    constant_time_equal,
+    check_signature,
+    delivery_header,
+    event_and_action,
+    header,
     hmac_sha256_hex,
     mapping,
+    remark,
+    require_header,
     text_of,
 )
 
@@ -42,30 +45,18 @@ class GitHub(Provider):
         return {"detail": "pong"} if event_type == "ping" else None
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
-        given = headers.get(SIGNATURE_HEADER)
-        if not given:
-            raise VerificationError(
-                "missing_header",
-                f"{SIGNATURE_HEADER} header is missing; set a secret on the "
-                "GitHub webhook so that it signs deliveries",
-            )
-        if not constant_time_equal(given.strip(), sign(secret, body)):
-            raise VerificationError(
-                "bad_signature",
-                f"{SIGNATURE_HEADER} does not match the body: the secret differs, or the body "
-                "was changed on the way",
-            )
+        given = require_header(
+            headers,
+            SIGNATURE_HEADER,
+            "set a secret on the GitHub webhook so that it signs deliveries",
+        )
+        check_signature(given, sign(secret, body), SIGNATURE_HEADER)
 
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
-        value = (headers.get(DELIVERY_HEADER) or "").strip()
-        if not value:
-            raise PayloadError(f"{DELIVERY_HEADER} header is missing")
-        return value[:200]
+        return delivery_header(headers, DELIVERY_HEADER)
 
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
-        event = (headers.get(EVENT_HEADER) or "").strip() or "unknown"
-        action = text_of(mapping(payload).get("action"))
-        return f"{event}.{action}" if action else event
+        return event_and_action(header(headers, EVENT_HEADER) or "unknown", payload)
 
     def case_facts(self, event_type: str, payload: Any) -> CaseFacts:
         payload = mapping(payload)
@@ -114,9 +105,7 @@ def _summary(event_type: str, payload: dict, kind: str) -> str:
     who = text_of(mapping(payload.get("sender")).get("login"), "someone")
     action = text_of(payload.get("action"), event_type).replace("_", " ")
     if event_type.startswith("issue_comment."):
-        comment = text_of(mapping(payload.get("comment")).get("body"))
-        excerpt = comment[:280] + ("…" if len(comment) > 280 else "")
-        return f"{who} commented: {excerpt}" if excerpt else f"{who} commented"
+        return remark(who, "commented", text_of(mapping(payload.get("comment")).get("body")))
     if action == "labeled":
         label = text_of(mapping(payload.get("label")).get("name"))
         return f"{who} added the label {label}" if label else f"{who} labeled the {kind}"

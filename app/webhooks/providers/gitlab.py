@@ -19,11 +19,14 @@ from typing import Any
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     CaseFacts,
-    PayloadError,
     Provider,
     VerificationError,
     constant_time_equal,
+    delivery_header,
+    header,
     mapping,
+    remark,
+    require_header,
     text_of,
 )
 
@@ -55,14 +58,10 @@ class GitLab(Provider):
     name = "gitlab"
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
-        given = headers.get(TOKEN_HEADER)
-        if not given:
-            raise VerificationError(
-                "missing_header",
-                f"{TOKEN_HEADER} header is missing; set the endpoint's secret as the "
-                "GitLab webhook's secret token",
-            )
-        if not constant_time_equal(given.strip(), secret):
+        given = require_header(
+            headers, TOKEN_HEADER, "set the endpoint's secret as the GitLab webhook's secret token"
+        )
+        if not constant_time_equal(given, secret):
             raise VerificationError(
                 "bad_token",
                 f"{TOKEN_HEADER} does not match the endpoint's secret; paste the secret shown "
@@ -70,11 +69,7 @@ class GitLab(Provider):
             )
 
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
-        for header in DELIVERY_HEADERS:
-            value = (headers.get(header) or "").strip()
-            if value:
-                return value[:200]
-        raise PayloadError(f"{' and '.join(DELIVERY_HEADERS)} headers are both missing")
+        return delivery_header(headers, *DELIVERY_HEADERS)
 
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
         payload = mapping(payload)
@@ -102,9 +97,7 @@ class GitLab(Provider):
             subject = mapping(
                 payload.get("merge_request" if noteable == "MergeRequest" else "issue")
             )
-            note = text_of(attributes.get("note"))
-            excerpt = note[:280] + ("…" if len(note) > 280 else "")
-            summary = f"{who} commented: {excerpt}" if excerpt else f"{who} commented"
+            summary = remark(who, "commented", text_of(attributes.get("note")))
             return _subject_facts(
                 "merge_request" if noteable == "MergeRequest" else "issue",
                 subject,
@@ -123,7 +116,7 @@ class GitLab(Provider):
 
 def _kind_from_header(headers: Mapping[str, str]) -> str:
     # "Merge Request Hook" -> "merge_request"; "Confidential Issue Hook" -> "issue".
-    event = (headers.get(EVENT_HEADER) or "").strip().lower().removesuffix(" hook")
+    event = header(headers, EVENT_HEADER).lower().removesuffix(" hook")
     event = event.removeprefix("confidential ").replace(" ", "_")
     return event or "unknown"
 

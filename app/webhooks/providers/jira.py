@@ -18,12 +18,14 @@ from typing import Any
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     CaseFacts,
-    PayloadError,
     Provider,
     VerificationError,
-    constant_time_equal,
+    check_signature,
+    delivery_header,
     hmac_sha256_hex,
     mapping,
+    remark,
+    require_header,
     text_of,
 )
 
@@ -57,31 +59,23 @@ class Jira(Provider):
     name = "jira"
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
-        given = (headers.get(SIGNATURE_HEADER) or "").strip()
-        if not given:
-            raise VerificationError(
-                "missing_header",
-                f"{SIGNATURE_HEADER} header is missing; set a secret on the Jira webhook "
-                "(Jira administration > System > WebHooks) so that it signs deliveries",
-            )
+        given = require_header(
+            headers,
+            SIGNATURE_HEADER,
+            "set a secret on the Jira webhook (Jira administration > System > WebHooks) so that "
+            "it signs deliveries",
+        )
         method = given.split("=", 1)[0] if "=" in given else ""
         if method.lower() != "sha256":
             raise VerificationError(
                 "bad_signature",
                 f"{SIGNATURE_HEADER} should read sha256=<hex>; got method {method or 'none'!r}",
             )
-        if not constant_time_equal("sha256=" + given.split("=", 1)[1].lower(), sign(secret, body)):
-            raise VerificationError(
-                "bad_signature",
-                f"{SIGNATURE_HEADER} does not match the body: the secret differs, or the body "
-                "was changed on the way",
-            )
+        given = "sha256=" + given.split("=", 1)[1].lower()
+        check_signature(given, sign(secret, body), SIGNATURE_HEADER)
 
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
-        value = (headers.get(DELIVERY_HEADER) or "").strip()
-        if not value:
-            raise PayloadError(f"{DELIVERY_HEADER} header is missing")
-        return value[:200]
+        return delivery_header(headers, DELIVERY_HEADER)
 
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
         return text_of(mapping(payload).get("webhookEvent"), "unknown")
@@ -128,12 +122,10 @@ def _summary(event_type: str, payload: dict) -> str:
     if event_type.startswith("comment_") or mapping(payload.get("comment")):
         comment = mapping(payload.get("comment"))
         author = text_of(mapping(comment.get("author")).get("displayName")) or who or "someone"
-        body = text_of(comment.get("body"))
-        excerpt = body[:280] + ("…" if len(body) > 280 else "")
-        verb = "edited a comment" if event_type == "comment_updated" else "commented"
         if event_type == "comment_deleted":
             return f"{author} deleted a comment"
-        return f"{author} {verb}: {excerpt}" if excerpt else f"{author} {verb}"
+        verb = "edited a comment" if event_type == "comment_updated" else "commented"
+        return remark(author, verb, text_of(comment.get("body")))
     who = who or "someone"
     if event_type == "jira:issue_created":
         return f"{who} created the issue"

@@ -23,13 +23,17 @@ from typing import Any
 
 from app.webhooks.commands import Command
 from app.webhooks.providers.base import (
+    MAX_DELIVERY_ID,
     CaseFacts,
     PayloadError,
     Provider,
     VerificationError,
     constant_time_equal,
+    header,
     hmac_sha256_hex,
     mapping,
+    remark,
+    require_header,
     text_of,
 )
 
@@ -55,13 +59,9 @@ class PagerDuty(Provider):
         return {"detail": "pong"} if event_type == "pagey.ping" else None
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
-        given = (headers.get(SIGNATURE_HEADER) or "").strip()
-        if not given:
-            raise VerificationError(
-                "missing_header",
-                f"{SIGNATURE_HEADER} header is missing; PagerDuty v3 webhook subscriptions "
-                "sign every delivery",
-            )
+        given = require_header(
+            headers, SIGNATURE_HEADER, "PagerDuty v3 webhook subscriptions sign every delivery"
+        )
         candidates = [
             value.strip()
             for value in given.split(",")
@@ -86,12 +86,12 @@ class PagerDuty(Provider):
             )
 
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
-        value = (headers.get(DELIVERY_HEADER) or "").strip() or text_of(
+        value = header(headers, DELIVERY_HEADER) or text_of(
             mapping(mapping(payload).get("event")).get("id")
         )
         if not value:
             raise PayloadError(f"{DELIVERY_HEADER} header and the body's event.id are missing")
-        return value[:200]
+        return value[:MAX_DELIVERY_ID]
 
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
         event = mapping(mapping(payload).get("event"))
@@ -132,9 +132,7 @@ def _summary(event_type: str, event: dict, data: dict, incident: dict) -> str:
     who = text_of(mapping(event.get("agent")).get("summary"), "PagerDuty")
     action = event_type.split(".", 1)[-1].replace("_", " ").replace(".", " ")
     if event_type == "incident.annotated":
-        note = text_of(data.get("content"))
-        excerpt = note[:280] + ("…" if len(note) > 280 else "")
-        return f"{who} added a note: {excerpt}" if excerpt else f"{who} added a note"
+        return remark(who, "added a note", text_of(data.get("content")))
     if event_type == "incident.priority_updated":
         priority = text_of(mapping(incident.get("priority")).get("summary"))
         return (

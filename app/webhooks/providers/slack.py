@@ -37,23 +37,30 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from app import clock
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
+    MAX_DELIVERY_ID,
     CaseFacts,
     PayloadError,
     Provider,
-    VerificationError,
-    constant_time_equal,
+    check_signature,
+    check_timestamp,
+    excerpt,
+    header,
     hmac_sha256_hex,
     mapping,
+    one_line,
+    require_header,
     text_of,
 )
 
 SIGNATURE_HEADER = "X-Slack-Signature"
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
-#: Slack docs: "more than five minutes from local time" → possibly a replay attack.
-TOLERANCE_SECONDS = 300
+#: What a missing header's refusal says to check.
+MISSING_HINT = (
+    "Slack signs every request with it (check that the Request URL belongs to a Slack app "
+    "with this signing secret)"
+)
 #: Body types that carry no ``event_id``; their delivery id is derived from the request.
 UNIDENTIFIED_TYPES = ("url_verification", "app_rate_limited")
 DONE_REACTIONS = ["white_check_mark", "heavy_check_mark"]
@@ -70,34 +77,29 @@ class Slack(Provider):
     name = "slack"
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
-        given = _header(headers, SIGNATURE_HEADER)
-        timestamp = _header(headers, TIMESTAMP_HEADER)
-        for name, value in ((SIGNATURE_HEADER, given), (TIMESTAMP_HEADER, timestamp)):
-            if not value:
-                raise VerificationError(
-                    "missing_header",
-                    f"{name} header is missing; Slack signs every request with it (check "
-                    "that the Request URL belongs to a Slack app with this signing secret)",
-                )
-        _check_freshness(timestamp)
-        if not constant_time_equal(given, sign(secret, timestamp, body)):
-            raise VerificationError(
-                "bad_signature",
-                f"{SIGNATURE_HEADER} does not match the body and {TIMESTAMP_HEADER}: the "
-                "signing secret differs, or the body was changed on the way",
-            )
+        given = require_header(headers, SIGNATURE_HEADER, MISSING_HINT)
+        timestamp = require_header(headers, TIMESTAMP_HEADER, MISSING_HINT)
+        # Slack docs: "more than five minutes from local time" → possibly a replay attack.
+        check_timestamp(timestamp, TIMESTAMP_HEADER)
+        check_signature(
+            given,
+            sign(secret, timestamp, body),
+            SIGNATURE_HEADER,
+            signed=f"the body and {TIMESTAMP_HEADER}",
+            cause="the signing secret differs",
+        )
 
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
         payload = mapping(payload)
         event_id = text_of(payload.get("event_id"))
         if event_id:
-            return event_id[:200]
+            return event_id[:MAX_DELIVERY_ID]
         kind = text_of(payload.get("type"))
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         if kind in UNIDENTIFIED_TYPES:
             # No id from Slack and never processed: include the request timestamp so that a
             # retry of the same challenge is answered again rather than taken as a duplicate.
-            signed = f"{_header(headers, TIMESTAMP_HEADER)}:{canonical}"
+            signed = f"{header(headers, TIMESTAMP_HEADER)}:{canonical}"
             return f"{kind}:{hashlib.sha256(signed.encode()).hexdigest()}"
         event = mapping(payload.get("event"))
         if kind == "event_callback" and text_of(event.get("event_ts") or event.get("ts")):
@@ -132,16 +134,16 @@ class Slack(Provider):
         )
         where = channel or "Slack"
         who = text_of(event.get("user"), "someone")
-        text = _one_line(event.get("text"))
+        text = one_line(event.get("text"))
         reaction = text_of(event.get("reaction"))
         if event_type.startswith("reaction_") and reaction:
             verb = "removed" if event_type == "reaction_removed" else "reacted"
             title = f"Slack: :{reaction}: on a message in {where}"
             summary = f"{who} {verb} :{reaction}:"
         elif text:
-            title = f"Slack: {_excerpt(text, TITLE_EXCERPT)} in {where}"
+            title = f"Slack: {excerpt(text, TITLE_EXCERPT)} in {where}"
             said = "mentioned the app" if event_type == "app_mention" else "wrote"
-            summary = f"{who} {said}: {_excerpt(text, SUMMARY_EXCERPT)}"
+            summary = f"{who} {said}: {excerpt(text, SUMMARY_EXCERPT)}"
         else:
             title = f"Slack: {event_type.replace('_', ' ')} in {where}"
             summary = f"{who}: {event_type.replace('_', ' ')}"
@@ -155,41 +157,6 @@ class Slack(Provider):
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    """Header ``name``, whatever its case (the route's headers already ignore case)."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _check_freshness(timestamp: str) -> None:
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        raise VerificationError(
-            "stale_timestamp",
-            f"{TIMESTAMP_HEADER} {timestamp[:40]!r} is not a Unix time in whole seconds",
-        ) from None
-    skew = sent - clock.now().timestamp()
-    if abs(skew) > TOLERANCE_SECONDS:
-        direction = "in the future" if skew > 0 else "old"
-        raise VerificationError(
-            "stale_timestamp",
-            f"{TIMESTAMP_HEADER} is {abs(skew):.0f} s {direction} (skew {skew:+.0f} s; "
-            f"allowed ±{TOLERANCE_SECONDS} s): a replayed request, or a clock out of sync",
-        )
-
-
-def _one_line(value: Any) -> str:
-    return " ".join(text_of(value).split())
-
-
-def _excerpt(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _channel_link(team: str, channel: str) -> str | None:

@@ -37,22 +37,23 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from app import clock
 from app.webhooks.commands import Command
 from app.webhooks.providers.base import (
     CaseFacts,
-    PayloadError,
     Provider,
     VerificationError,
+    check_timestamp,
+    delivery_header,
+    http_url,
     mapping,
+    one_line,
+    require_header,
     text_of,
 )
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
-#: The specification's (and the package's) tolerance: five minutes either way.
-TOLERANCE_SECONDS = 300
 SEVERITIES = {
     "critical": "critical",
     "fatal": "critical",
@@ -75,16 +76,16 @@ class Standard(Provider):
     name = "standard"
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
-        values = {}
-        for name in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER):
-            values[name] = _header(headers, name)
-            if not values[name]:
-                raise VerificationError(
-                    "missing_header",
-                    f"{name} header is missing; a Standard Webhooks sender sends "
-                    f"{ID_HEADER}, {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} with every message",
-                )
-        timestamp = _fresh_timestamp(values[TIMESTAMP_HEADER])
+        hint = (
+            f"a Standard Webhooks sender sends {ID_HEADER}, {TIMESTAMP_HEADER} and "
+            f"{SIGNATURE_HEADER} with every message"
+        )
+        values = {
+            name: require_header(headers, name, hint)
+            for name in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+        }
+        # The specification's (and the package's) tolerance: five minutes either way.
+        timestamp = check_timestamp(values[TIMESTAMP_HEADER], TIMESTAMP_HEADER)
         try:
             webhook = Webhook(secret)
         except Exception as exc:  # binascii.Error, EmptyWebhookSecretError, RuntimeError
@@ -114,10 +115,7 @@ class Standard(Provider):
             )
 
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
-        value = _header(headers, ID_HEADER)
-        if not value:
-            raise PayloadError(f"{ID_HEADER} header is missing")
-        return value[:200]
+        return delivery_header(headers, ID_HEADER)
 
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
         return text_of(mapping(payload).get("type"), "unknown")[:200]
@@ -136,44 +134,17 @@ class Standard(Provider):
         severity_name = text_of(payload.get("severity")) or text_of(data.get("severity"))
         return CaseFacts(
             dedup_key=dedup_key[:500] if dedup_key else None,
-            title=" ".join(title.split())[:300],
+            title=one_line(title)[:300],
             severity=SEVERITIES.get(severity_name.lower(), "info"),
-            source_url=_http_url(payload.get("url"))
-            or _http_url(payload.get("html_url"))
-            or _http_url(data.get("url"))
-            or _http_url(data.get("html_url")),
+            source_url=http_url(payload.get("url"))
+            or http_url(payload.get("html_url"))
+            or http_url(data.get("url"))
+            or http_url(data.get("html_url")),
             summary=event_type + (f" ({object_id})" if object_id else ""),
         )
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    """Header ``name``, whatever its case (the route's headers already ignore case)."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _fresh_timestamp(value: str) -> datetime:
-    try:
-        sent = int(value)
-    except ValueError:
-        raise VerificationError(
-            "stale_timestamp", f"{TIMESTAMP_HEADER} {value[:40]!r} is not a Unix time in seconds"
-        ) from None
-    skew = sent - clock.now().timestamp()
-    if abs(skew) > TOLERANCE_SECONDS:
-        direction = "in the future" if skew > 0 else "old"
-        raise VerificationError(
-            "stale_timestamp",
-            f"{TIMESTAMP_HEADER} is {abs(skew):.0f} s {direction} (skew {skew:+.0f} s; "
-            f"allowed ±{TOLERANCE_SECONDS} s): a replayed message, or a clock out of sync",
-        )
-    return datetime.fromtimestamp(sent, UTC)
 
 
 def _signatures(header: str) -> list[tuple[str, str]]:
@@ -191,11 +162,6 @@ def _decoded(signature: str) -> bytes:
         return base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
         return b""
-
-
-def _http_url(value: Any) -> str | None:
-    url = text_of(value)
-    return url if url.lower().startswith(("https://", "http://")) else None
 
 
 BUILTIN_COMMANDS: list[Command] = [
