@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 from app import config
-from app.extensions import csrf, db, htmx, migrate
+from app.extensions import csrf, db, htmx, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,8 +46,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)
+    login_manager.init_app(app)
 
     from app import health, logs
+    from app.accounts import auth
+    from app.accounts import bp as accounts_bp
+    from app.accounts import models as _accounts  # noqa: F401
+    from app.accounts.cli import register_cli as register_accounts_cli
     from app.api import bp as api_bp
     from app.cases import bp as cases_bp
     from app.cases import models as _cases  # noqa: F401  (every model, for migrations)
@@ -61,10 +66,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cases_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
-    # Inbound routes authenticate by signature; the JSON API will by bearer token.
+    app.register_blueprint(accounts_bp)
+    # Inbound routes authenticate by signature, so CSRF does not apply to them. Under
+    # /api/ only session-authenticated writes need the CSRF token (accounts/auth.py).
     csrf.exempt(webhooks_bp)
-    csrf.exempt(api_bp)
+    auth.make_public(health.bp)
+    auth.init_app(app)
     register_cli(app)
+    register_accounts_cli(app)
 
     from app.templating import register_filters
 

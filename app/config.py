@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -46,6 +47,7 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
     overrides = overrides or {}
     sqlite_file = instance_path / "casehook.sqlite3"
     secret_key = overrides.get("SECRET_KEY") or _secret_key(instance_path)
+    secure_cookies = env.get("CASEHOOK_SECURE_COOKIES", "0") == "1"
     return {
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(
@@ -61,8 +63,18 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "SWEEP_INTERVAL_SECONDS": int(env.get("CASEHOOK_SWEEP_INTERVAL_SECONDS", 60)),
         "CASES_PER_PAGE": 25,
         "POLL_SECONDS": int(env.get("CASEHOOK_POLL_SECONDS", 3)),
+        # Session and "keep me signed in" cookies: no script access, not sent on cross-site
+        # POSTs, HTTPS-only when CASEHOOK_SECURE_COOKIES=1 (set it behind TLS).
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": env.get("CASEHOOK_SECURE_COOKIES", "0") == "1",
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=14),
+        # The CSRF token lives as long as the session: an on-call console stays open for
+        # hours, and an expired token would make every htmx action fail.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "ADMIN_EMAIL": env.get("CASEHOOK_ADMIN_EMAIL", "admin@localhost"),
         **overrides,
     }

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -30,3 +31,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True)
 csrf = CSRFProtect()
 htmx = Htmx()
+# Wired up (user loader, bearer tokens, refusals) in ``app/accounts/auth.py``.
+login_manager = LoginManager()

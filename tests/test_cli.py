@@ -46,14 +46,13 @@ def test_endpoints_create_refuses_unknown_provider(runner):
     assert "Invalid value for '--provider': 'fax'" in result.output
 
 
-def test_demo_sends_every_fixture_through_the_route(app, runner, drain):
+def test_demo_sends_every_fixture_through_the_route(app, runner, drain, client):
     result = runner.invoke(args=["demo", "--fixtures", str(GITHUB_FIXTURES)])
     assert result.exit_code == 0, result.output
     sent = len(list(GITHUB_FIXTURES.glob("*.json")))
     assert f"Sent {sent} deliveries" in result.output
     assert result.output.count("202  ") == sent - 1  # ping answers 200
     assert drain() == 0
-    client = app.test_client()
     assert client.get("/api/cases").json["total"] == 2
 
 

@@ -2,6 +2,8 @@
 
 from flask import Blueprint
 
+# Every view says the role it needs with ``require_role``; scripts authenticate with a
+# bearer token, the console's browser with its session (and, on writes, the CSRF token).
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from app.api import cases  # noqa: E402, F401
+from app.api import cases, me  # noqa: E402, F401

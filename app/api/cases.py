@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 
+from app.accounts.auth import require_role
 from app.api import bp
 from app.cases.models import Case
 from app.cases.queries import CaseFilters, search_cases
@@ -11,6 +12,7 @@ from app.extensions import db
 
 
 @bp.get("/cases")
+@require_role("viewer")
 def list_cases():
     """``{"cases": [case...], "total": int, "page": int, "per_page": int}``.
 
@@ -29,6 +31,7 @@ def list_cases():
 
 
 @bp.get("/cases/<int:case_id>")
+@require_role("viewer")
 def get_case(case_id: int):
     """One case with its events (oldest first): ``{...case, "events": [event...]}``."""
     case = db.get_or_404(Case, case_id, description=f"there is no case {case_id}")

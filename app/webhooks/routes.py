@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, jsonify, render_template, request
 from sqlalchemy import func
 
+from app.accounts.auth import public, require_role
 from app.extensions import db
 from app.webhooks import bp
 from app.webhooks.ingest import receive
@@ -12,6 +13,7 @@ from app.webhooks.models import Delivery, Endpoint
 
 
 @bp.post("/webhooks/<provider>/<endpoint_id>")
+@public  # authenticated by the provider's signature
 def ingest(provider: str, endpoint_id: str):
     """Receive one delivery; see ``ingest.receive`` for the answers."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
@@ -22,6 +24,7 @@ def ingest(provider: str, endpoint_id: str):
 
 
 @bp.get("/endpoints")
+@require_role("viewer")
 def endpoints():
     """Console: the configured endpoints with their URLs and delivery counts."""
     rows = db.session.execute(
@@ -36,6 +39,7 @@ def endpoints():
 
 
 @bp.get("/deliveries/<delivery_pk>")
+@require_role("viewer")
 def delivery(delivery_pk: str):
     """Console: one stored delivery, headers and raw body (full page or ``_delivery`` part)."""
     stored = db.get_or_404(Delivery, delivery_pk, description="no such delivery")

@@ -1,14 +1,14 @@
 """commands: dynamic commands per endpoint
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -24,8 +24,10 @@ def upgrade():
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["endpoint_id"], ["endpoints.id"],
-            name=op.f("fk_commands_endpoint_id_endpoints"), ondelete="CASCADE",
+            ["endpoint_id"],
+            ["endpoints.id"],
+            name=op.f("fk_commands_endpoint_id_endpoints"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_commands")),
         sa.UniqueConstraint("endpoint_id", "name", name="uq_commands_endpoint_name"),
