@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
 from app.extensions import db
 
-CASE_STATUSES = ("open", "closed")
+CASE_STATUSES = ("open", "escalated", "parked", "resolved", "closed")
+#: Statuses in which a case is being worked (or waits to be): deliveries update it.
+LIVE_STATUSES = ("open", "escalated", "parked")
 CLOSE_REASONS = ("manual", "callback", "auto")
 SEVERITIES = ("critical", "error", "warning", "info")
 
@@ -39,9 +41,22 @@ class Case(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     closed_at: Mapped[datetime | None]
     closed_reason: Mapped[str | None] = mapped_column(String(20))
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    #: When the status last changed; time since then is added to active or parked seconds.
+    status_changed_at: Mapped[datetime | None]
+    active_seconds: Mapped[int] = mapped_column(default=0)
+    parked_seconds: Mapped[int] = mapped_column(default=0)
+    resolved_at: Mapped[datetime | None]
+    resolution_summary: Mapped[str | None] = mapped_column(Text)
+    #: The branch being worked (see app/branches); no FK, branches reference cases.
+    active_branch_id: Mapped[int | None]
 
     events = relationship("CaseEvent", back_populates="case", order_by="CaseEvent.id")
     endpoint = relationship("Endpoint")
+    assignee = relationship("User")
 
     def to_dict(self) -> dict:
         """The case as the JSON API shows it (see ``/api/cases``)."""
@@ -59,6 +74,12 @@ class Case(db.Model):
             "updated_at": _iso(self.updated_at),
             "closed_at": _iso(self.closed_at),
             "closed_reason": self.closed_reason,
+            "assignee": self.assignee.email if self.assignee else None,
+            "tags": list(self.tags or []),
+            "active_seconds": self.active_seconds,
+            "parked_seconds": self.parked_seconds,
+            "resolved_at": _iso(self.resolved_at),
+            "resolution_summary": self.resolution_summary,
         }
 
 

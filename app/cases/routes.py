@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, redirect, render_template, request, url_for
 
+from app.accounts.auth import require_role
 from app.cases import bp
 from app.cases.models import Case
 from app.cases.queries import (
@@ -18,11 +19,13 @@ from app.webhooks.models import Delivery
 
 
 @bp.get("/")
+@require_role("viewer")
 def home():
     return redirect(url_for("cases.index"))
 
 
 @bp.get("/cases")
+@require_role("viewer")
 def index():
     """The case table.
 
@@ -59,6 +62,7 @@ def index():
 
 
 @bp.get("/cases/<int:case_id>")
+@require_role("viewer")
 def show(case_id: int):
     """The case page: header, the timeline of case events, and the deliveries behind them."""
     case = db.get_or_404(Case, case_id, description=f"there is no case {case_id}")

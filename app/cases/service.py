@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app import clock
+from app.cases import lifecycle
 from app.cases.models import Case
 from app.events.record import record_event
 from app.extensions import db
@@ -32,11 +33,10 @@ def open_case(facts: CaseFacts, delivery: Any) -> tuple[Case, str]:
     case = find_case(delivery.endpoint_id, facts.dedup_key)
     if case is None:
         return _create(facts, delivery), "opened a case"
-    if case.status == "closed":
-        case.status, case.closed_at, case.closed_reason = "open", None, None
+    if not lifecycle.is_live(case):
         _refresh(case, facts)
         _touch(case, delivery)
-        record_event(case, "case.reopened", delivery=delivery, payload=_payload(facts, delivery))
+        lifecycle.transition(case, "open", delivery=delivery, payload=_payload(facts, delivery))
         return case, "reopened the case"
     return update_case(facts, delivery, case)
 
@@ -64,12 +64,8 @@ def close_case(facts: CaseFacts, delivery: Any, reason: str = "auto") -> tuple[C
     if case.status == "closed":
         record_event(case, "case.updated", delivery=delivery, payload=_payload(facts, delivery))
         return case, "case already closed"
-    case.status, case.closed_at, case.closed_reason = "closed", clock.now(), reason
-    record_event(
-        case,
-        "case.closed",
-        delivery=delivery,
-        payload={**_payload(facts, delivery), "reason": reason},
+    lifecycle.transition(
+        case, "closed", reason=reason, delivery=delivery, payload=_payload(facts, delivery)
     )
     return case, f"closed the case ({reason})"
 
@@ -85,6 +81,7 @@ def _create(facts: CaseFacts, delivery: Any) -> Case:
         source_url=facts.source_url,
         created_at=now,
         updated_at=now,
+        status_changed_at=now,
         delivery_count=1,
     )
     db.session.add(case)
