@@ -7,6 +7,7 @@ commands) → ``cases/service.py`` (open, update, close; writes case events).
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from app import config
 from app.extensions import csrf, db, htmx, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Packages that add to the case page (see app/cases/panels.py).
+FEATURES = ("branches", "handoffs", "outputs")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -67,6 +70,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(accounts_bp)
+    # Features that work a case: each package brings its blueprint, models and case panel.
+    for feature in FEATURES:
+        app.register_blueprint(import_module(f"app.{feature}").bp)
     # Inbound routes authenticate by signature, so CSRF does not apply to them. Under
     # /api/ only session-authenticated writes need the CSRF token (accounts/auth.py).
     csrf.exempt(webhooks_bp)

@@ -7,6 +7,7 @@ from flask import current_app, redirect, render_template, request, url_for
 from app.accounts.auth import require_role
 from app.cases import bp
 from app.cases.models import Case
+from app.cases.panels import panel_context
 from app.cases.queries import (
     CaseFilters,
     providers_in_use,
@@ -69,4 +70,6 @@ def show(case_id: int):
     deliveries = db.session.scalars(
         db.select(Delivery).where(Delivery.case_id == case.id).order_by(Delivery.received_at)
     ).all()
-    return render_template("cases/show.html", case=case, deliveries=deliveries)
+    return render_template(
+        "cases/show.html", case=case, deliveries=deliveries, **panel_context(case)
+    )
