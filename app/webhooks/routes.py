@@ -1,15 +1,19 @@
-"""Ingest route and the console pages for endpoints and deliveries."""
+"""Ingest route and the console pages for endpoints and deliveries.
+
+The console's endpoint, command and deliveries-log views live in ``views_endpoints`` and
+``views_deliveries`` (imported at the bottom so that they register on the blueprint).
+"""
 
 from __future__ import annotations
 
 from flask import abort, current_app, jsonify, render_template, request
-from sqlalchemy import func
 
 from app.accounts.auth import public, require_role
 from app.extensions import db
 from app.webhooks import bp
 from app.webhooks.ingest import receive
-from app.webhooks.models import Delivery, Endpoint
+from app.webhooks.models import Delivery
+from app.webhooks.views_support import replay_refusal
 
 
 @bp.post("/webhooks/<provider>/<endpoint_id>")
@@ -23,27 +27,17 @@ def ingest(provider: str, endpoint_id: str):
     return jsonify(receipt.body), receipt.status
 
 
-@bp.get("/endpoints")
-@require_role("viewer")
-def endpoints():
-    """Console: the configured endpoints with their URLs and delivery counts."""
-    rows = db.session.execute(
-        db.select(Endpoint, func.count(Delivery.id))
-        .outerjoin(Delivery, Delivery.endpoint_id == Endpoint.id)
-        .group_by(Endpoint.id)
-        .order_by(Endpoint.created_at)
-    ).all()
-    return render_template(
-        "webhooks/endpoints.html", rows=rows, public_url=current_app.config["PUBLIC_URL"]
-    )
-
-
 @bp.get("/deliveries/<delivery_pk>")
 @require_role("viewer")
 def delivery(delivery_pk: str):
     """Console: one stored delivery, headers and raw body (full page or ``_delivery`` part)."""
     stored = db.get_or_404(Delivery, delivery_pk, description="no such delivery")
     template = "webhooks/_delivery.html" if request.htmx else "webhooks/delivery.html"
-    response = current_app.make_response(render_template(template, delivery=stored))
+    response = current_app.make_response(
+        render_template(template, delivery=stored, replay_refusal=replay_refusal)
+    )
     response.vary.add("HX-Request")
     return response
+
+
+from app.webhooks import views_deliveries, views_endpoints  # noqa: E402, F401

@@ -1,0 +1,863 @@
+"""Managing endpoints, commands and deliveries: what the console and the JSON API share.
+
+The console views (``views_endpoints``, ``views_deliveries``) and the API modules
+(``app/api/endpoints.py``, ``app/api/deliveries.py``) call these functions and only translate
+their answers (HTML or JSON) and their ``ManageError`` (a status, an error slug, a sentence,
+and the form field at fault). The domain underneath is ``command_store``, ``ingest``,
+``secrets`` and ``cli.create_endpoint``; this module adds the rules of managing them:
+
+- endpoints owned by a config file (``source == "config"``) are read-only here (409
+  ``config_managed``): the file is the truth, ``flask config sync`` rewrites them;
+- secrets leave Casehook only in the answer to a create or a rotate;
+- built-in commands are disabled or overridden, never deleted (409 ``builtin_command``);
+- a test delivery is a fixture sent through the real ingest route, signed for its provider
+  with the provider module's own ``sign``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets as random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func
+
+from app import clock
+from app.extensions import db
+from app.templating import as_utc
+from app.webhooks import command_store
+from app.webhooks.cli import create_endpoint, endpoint_url
+from app.webhooks.command_store import DryRunRow
+from app.webhooks.commands import Command, CommandError
+from app.webhooks.ingest import replay_delivery
+from app.webhooks.models import CommandRecord, Delivery, Endpoint
+from app.webhooks.payloads import parse_payload
+from app.webhooks.providers import (
+    PROVIDERS,
+    get_provider,
+    github,
+    jira,
+    pagerduty,
+    sentry,
+    slack,
+    standard,
+)
+from app.webhooks.providers.base import PayloadError
+from app.webhooks.secrets import SecretUnavailable, endpoint_secret, store_secret
+
+#: Verdicts and statuses a delivery can have (``Delivery``), for filters.
+VERDICTS = ("accepted", "rejected", "unauthorized")
+STATUSES = ("received", "processed", "failed", "refused")
+DELIVERIES_PER_PAGE = 50
+#: Deliveries offered for a dry run (the most recent accepted ones).
+DRY_RUN_CHOICES = 50
+MAX_NAME = 200
+MAX_SECRET = 1000
+MAX_SETTINGS_BYTES = 10_000
+#: Providers that make the secret themselves: the one Casehook generates is a placeholder
+#: until the provider's is pasted (rotate with a given secret).
+SECRET_FROM_PROVIDER = {
+    "slack": "Slack makes the signing secret: paste it from the app's Basic Information page",
+    "sentry": "Sentry makes the client secret: paste it from the integration's settings",
+    "pagerduty": "PagerDuty makes the signing secret when the webhook subscription is created: "
+    "paste it here",
+}
+#: What the secret is on each provider's side (console hints).
+SECRET_HINTS = {
+    "github": "the webhook's Secret",
+    "gitlab": "the webhook's Secret token",
+    "jira": "the admin webhook's Secret",
+    "slack": "the app's Signing Secret",
+    "sentry": "the integration's Client Secret",
+    "alertmanager": "the receiver's bearer credentials or basic-auth password",
+    "pagerduty": "the v3 webhook subscription's signing secret",
+    "standard": "the sender's whsec_… secret",
+}
+#: Provider options an endpoint may set, with their allowed values (None: any JSON value).
+KNOWN_SETTINGS: dict[str, dict[str, tuple | None]] = {
+    "alertmanager": {"group_by": ("fingerprint", "groupKey")},
+}
+#: GitLab's ``X-Gitlab-Event`` per ``object_kind`` (GitLab docs, "Webhook events").
+GITLAB_HOOKS = {
+    "issue": "Issue Hook",
+    "work_item": "Issue Hook",
+    "merge_request": "Merge Request Hook",
+    "note": "Note Hook",
+    "pipeline": "Pipeline Hook",
+    "job": "Job Hook",
+    "build": "Job Hook",
+    "push": "Push Hook",
+    "tag_push": "Tag Push Hook",
+    "wiki_page": "Wiki Page Hook",
+    "deployment": "Deployment Hook",
+    "release": "Release Hook",
+}
+
+
+class ManageError(Exception):
+    """A refused management request: HTTP ``status``, ``error`` slug, ``detail`` sentence, and
+    the form ``field`` at fault (None when it is not one field's)."""
+
+    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.field = status, error, detail, field
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+
+def ensure_console_owned(endpoint: Endpoint) -> None:
+    """``ManageError`` 409 ``config_managed`` when a config file owns ``endpoint``."""
+    if endpoint.source == "config":
+        raise ManageError(
+            409,
+            "config_managed",
+            f"endpoint {endpoint.id} is managed by the config file {endpoint.config_file or '?'}"
+            " (CASEHOOK_CONFIG_DIR): change the file and run `flask config sync`; it cannot "
+            "be changed in the console or the API",
+        )
+
+
+def check_provider(provider: Any) -> str:
+    provider = str(provider or "").strip()
+    if provider not in PROVIDERS:
+        raise ManageError(
+            400,
+            "invalid_endpoint",
+            f"provider must be one of {', '.join(sorted(PROVIDERS))}",
+            "provider",
+        )
+    return provider
+
+
+def check_name(name: Any) -> str:
+    """The endpoint name, stripped; ``ManageError`` (field ``name``) when blank or too long."""
+    name = " ".join(str(name or "").split())
+    if not name:
+        raise ManageError(
+            400, "invalid_endpoint", "give the endpoint a name, e.g. the repository", "name"
+        )
+    if len(name) > MAX_NAME:
+        raise ManageError(
+            400, "invalid_endpoint", f"the name is longer than {MAX_NAME} characters", "name"
+        )
+    return name
+
+
+def new_secret(provider: str) -> str:
+    """A fresh random secret in the form ``provider`` expects (``whsec_`` + base64 for
+    Standard Webhooks; 32 random bytes, URL-safe, for the others)."""
+    if provider == "standard":
+        return "whsec_" + base64.b64encode(random.token_bytes(24)).decode()
+    return random.token_urlsafe(32)
+
+
+def check_secret(provider: str, secret: Any) -> str | None:
+    """A given secret, stripped (None when blank: generate one). ``ManageError`` (field
+    ``secret``) when it cannot work for ``provider``."""
+    if secret is None:
+        return None
+    if not isinstance(secret, str):
+        raise ManageError(400, "invalid_secret", "the secret must be a string", "secret")
+    secret = secret.strip()
+    if not secret:
+        return None
+    if len(secret) > MAX_SECRET or any(ord(c) < 32 for c in secret):
+        raise ManageError(
+            400,
+            "invalid_secret",
+            f"the secret must be one line of at most {MAX_SECRET} characters",
+            "secret",
+        )
+    if provider == "standard":
+        # The package itself accepts almost anything (it decodes base64 loosely); a secret
+        # that is not strict base64 is a paste gone wrong, and no sender would match it.
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise ManageError(
+                400,
+                "invalid_secret",
+                "a Standard Webhooks secret is whsec_ followed by base64 (as the sender shows "
+                "it); leave it empty to generate one",
+                "secret",
+            )
+    return secret
+
+
+def parse_settings(provider: str, value: Any) -> dict:
+    """Endpoint settings from a JSON text (console) or an object (API). The options a provider
+    knows (``KNOWN_SETTINGS``) are checked; other keys are kept as given (as config files
+    may). ``ManageError`` (field ``settings``) otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        if len(value.encode()) > MAX_SETTINGS_BYTES:
+            raise ManageError(
+                400, "invalid_settings", f"settings are over {MAX_SETTINGS_BYTES} bytes", "settings"
+            )
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ManageError(
+                400,
+                "invalid_settings",
+                f"settings are not valid JSON (line {getattr(exc, 'lineno', '?')}: "
+                f'{getattr(exc, "msg", exc)}); write an object like {{"group_by": "groupKey"}}',
+                "settings",
+            ) from None
+    if not isinstance(value, dict):
+        raise ManageError(
+            400, "invalid_settings", "settings must be a JSON object, e.g. {}", "settings"
+        )
+    known = KNOWN_SETTINGS.get(provider, {})
+    for key, allowed in known.items():
+        if key in value and allowed is not None and value[key] not in allowed:
+            raise ManageError(
+                400,
+                "invalid_settings",
+                f"{key} must be one of {', '.join(allowed)}",
+                "settings",
+            )
+    return value
+
+
+def add_endpoint(
+    provider: Any, name: Any, secret: Any = None, settings: Any = None
+) -> tuple[Endpoint, str]:
+    """Validate and create a console endpoint; returns it and its clear secret (generated
+    when none is given), which is never shown again. ``ManageError`` naming the field."""
+    provider = check_provider(provider)
+    name = check_name(name)
+    given = check_secret(provider, secret)
+    settings = parse_settings(provider, settings)
+    endpoint, clear = create_endpoint(provider, name, given or new_secret(provider))
+    if settings:
+        endpoint.settings = settings
+        db.session.commit()
+    return endpoint, clear
+
+
+def update_endpoint(
+    endpoint: Endpoint, *, name: Any = None, enabled: Any = None, settings: Any = None
+) -> Endpoint:
+    """Change name, enabled and/or settings (None: unchanged) and commit; refuses config
+    endpoints. ``ManageError`` naming the field."""
+    ensure_console_owned(endpoint)
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = check_name(name)
+    if enabled is not None:
+        if not isinstance(enabled, bool):
+            raise ManageError(400, "invalid_endpoint", "enabled must be true or false", "enabled")
+        changes["enabled"] = enabled
+    if settings is not None:
+        changes["settings"] = parse_settings(endpoint.provider, settings)
+    for key, value in changes.items():
+        setattr(endpoint, key, value)
+    db.session.commit()
+    return endpoint
+
+
+def rotate_secret(endpoint: Endpoint, secret: Any = None) -> str:
+    """Give ``endpoint`` a new secret (``secret``, or a generated one) and commit; returns it,
+    shown this once. The old one stops working at once. Refuses config endpoints."""
+    ensure_console_owned(endpoint)
+    clear = check_secret(endpoint.provider, secret) or new_secret(endpoint.provider)
+    store_secret(endpoint, clear)
+    db.session.commit()
+    return clear
+
+
+def remove_endpoint(endpoint: Endpoint) -> int:
+    """Delete ``endpoint`` with its deliveries and dynamic commands and commit; its cases stay
+    (without an endpoint). Returns how many deliveries were dropped. Refuses config
+    endpoints."""
+    ensure_console_owned(endpoint)
+    endpoint_id = endpoint.id
+    dropped = db.session.scalar(
+        db.select(func.count(Delivery.id)).where(Delivery.endpoint_id == endpoint_id)
+    )
+    # Bulk deletes (the foreign keys null the cases' and case events' references); the ORM
+    # would load every delivery first.
+    db.session.execute(db.delete(Delivery).where(Delivery.endpoint_id == endpoint_id))
+    db.session.execute(db.delete(CommandRecord).where(CommandRecord.endpoint_id == endpoint_id))
+    db.session.execute(db.delete(Endpoint).where(Endpoint.id == endpoint_id))
+    db.session.commit()
+    db.session.expire_all()
+    return dropped or 0
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """An endpoint with its delivery count and the time of its last delivery."""
+
+    endpoint: Endpoint
+    delivery_count: int
+    last_delivery_at: Any
+
+
+def endpoint_rows() -> list[EndpointRow]:
+    """Every endpoint, oldest first, with delivery count and last delivery time."""
+    rows = db.session.execute(
+        db.select(Endpoint, func.count(Delivery.id), func.max(Delivery.received_at))
+        .outerjoin(Delivery, Delivery.endpoint_id == Endpoint.id)
+        .group_by(Endpoint.id)
+        .order_by(Endpoint.created_at, Endpoint.id)
+    ).all()
+    return [EndpointRow(endpoint, count, last) for endpoint, count, last in rows]
+
+
+def endpoint_row(endpoint: Endpoint) -> EndpointRow:
+    count, last = db.session.execute(
+        db.select(func.count(Delivery.id), func.max(Delivery.received_at)).where(
+            Delivery.endpoint_id == endpoint.id
+        )
+    ).one()
+    return EndpointRow(endpoint, count, last)
+
+
+def secret_display(endpoint: Endpoint) -> str:
+    """How the console and API show the secret: never the secret itself."""
+    if endpoint.secret_env:
+        return f"from ${endpoint.secret_env}"
+    return "•" * 12 if endpoint.secret_encrypted else "none"
+
+
+def iso(moment: Any) -> str | None:
+    """An ISO 8601 UTC time for JSON (SQLite hands back naive datetimes), or None."""
+    return as_utc(moment).isoformat() if moment is not None else None
+
+
+def endpoint_dict(row: EndpointRow) -> dict:
+    """The API's endpoint: no secret, only where it is kept."""
+    endpoint = row.endpoint
+    return {
+        "id": endpoint.id,
+        "provider": endpoint.provider,
+        "name": endpoint.name,
+        "url": endpoint_url(endpoint),
+        "path": endpoint.path,
+        "enabled": endpoint.enabled,
+        "settings": endpoint.settings or {},
+        "source": endpoint.source,
+        "config_file": endpoint.config_file,
+        "read_only": endpoint.source == "config",
+        "secret": {
+            "stored": "env" if endpoint.secret_env else "encrypted",
+            "env": endpoint.secret_env,
+            "masked": secret_display(endpoint),
+        },
+        "created_at": iso(endpoint.created_at),
+        "delivery_count": row.delivery_count,
+        "last_delivery_at": iso(row.last_delivery_at),
+    }
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandView:
+    """A command in force on an endpoint and where it comes from.
+
+    ``kind``: ``builtin`` (shipped in code, no stored record), ``dynamic`` (stored, its own
+    name) or ``override`` (stored under a built-in's name). ``source``: ``builtin``, or the
+    stored record's (``console``, ``api``, ``config``).
+    """
+
+    command: Command
+    kind: str
+    source: str
+    updated_at: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.command.name
+
+    @property
+    def deletable(self) -> bool:
+        return self.kind != "builtin"
+
+    @property
+    def badges(self) -> list[str]:
+        labels = {"builtin": "built-in", "dynamic": "dynamic", "override": "overrides built-in"}
+        return [labels[self.kind]] + (["from config"] if self.source == "config" else [])
+
+
+def command_views(endpoint: Endpoint) -> list[CommandView]:
+    """Built-in and stored commands of ``endpoint``, merged, in the order they run."""
+    builtin_names = {c.name for c in command_store.builtin_commands(endpoint)}
+    records = {r.name: r for r in command_store.stored_commands(endpoint)}
+    views = []
+    for command in command_store.commands_for(endpoint):
+        record = records.get(command.name)
+        if record is None:
+            views.append(CommandView(command, "builtin", "builtin"))
+        else:
+            kind = "override" if command.name in builtin_names else "dynamic"
+            views.append(CommandView(command, kind, record.source, record.updated_at))
+    return views
+
+
+def command_view(endpoint: Endpoint, name: str) -> CommandView:
+    """One command of ``endpoint`` by name; ``ManageError`` 404 when there is none."""
+    for view in command_views(endpoint):
+        if view.name == name:
+            return view
+    raise ManageError(404, "not_found", f"endpoint {endpoint.id} has no command {name!r}")
+
+
+def command_dict(view: CommandView) -> dict:
+    """The API's command: its definition plus ``kind``, ``source`` and ``badges``."""
+    return {
+        **view.command.to_dict(),
+        "kind": view.kind,
+        "source": view.source,
+        "badges": view.badges,
+        "deletable": view.deletable,
+        "updated_at": iso(view.updated_at),
+    }
+
+
+def save_command(
+    endpoint: Endpoint, data: Mapping[str, Any], *, replacing: str | None, source: str
+) -> CommandView:
+    """Create (``replacing`` None) or replace a stored command and commit.
+
+    Editing a built-in stores an override under its name (neither can be renamed). Raises
+    ``ManageError`` 400 ``invalid_command`` naming the field (a template error says the line),
+    409 for config endpoints.
+    """
+    ensure_console_owned(endpoint)
+    builtin_names = {c.name for c in command_store.builtin_commands(endpoint)}
+    record = command_store.find_record(endpoint, replacing) if replacing else None
+    name = str(data.get("name") or "").strip()
+    if not replacing and command_store.find_record(endpoint, name) is not None:
+        raise ManageError(
+            409,
+            "command_exists",
+            f"name: {name!r} is already a command on this endpoint; edit it instead",
+            "name",
+        )
+    if replacing and replacing in builtin_names and name != replacing:
+        # An override keeps its built-in's name: renaming it would quietly bring the built-in
+        # back beside a new command.
+        raise ManageError(
+            400,
+            "invalid_command",
+            f"name: {replacing!r} is built in and cannot be renamed; create a new "
+            "command instead (a command with its name overrides it)",
+            "name",
+        )
+    if replacing and record is None and replacing not in builtin_names:
+        raise ManageError(404, "not_found", f"endpoint {endpoint.id} has no command {replacing!r}")
+    try:
+        saved = command_store.save_command(
+            endpoint, data, source=source, replacing=record.name if record else None
+        )
+    except CommandError as exc:
+        db.session.rollback()
+        raise ManageError(400, "invalid_command", str(exc), exc.field) from None
+    db.session.commit()
+    return command_view(endpoint, saved.name)
+
+
+def set_command_enabled(endpoint: Endpoint, name: str, enabled: bool) -> CommandView:
+    """Switch a command (built-ins too) on or off for ``endpoint`` and commit."""
+    ensure_console_owned(endpoint)
+    try:
+        command_store.set_enabled(endpoint, name, enabled)
+    except CommandError as exc:
+        db.session.rollback()
+        raise ManageError(404, "not_found", exc.message, exc.field) from None
+    db.session.commit()
+    return command_view(endpoint, name)
+
+
+def delete_command(endpoint: Endpoint, name: str) -> bool:
+    """Delete a stored command and commit; returns whether a built-in of that name is back in
+    force. ``ManageError`` 409 ``builtin_command`` for a built-in, 404 for an unknown name."""
+    ensure_console_owned(endpoint)
+    builtin_names = {c.name for c in command_store.builtin_commands(endpoint)}
+    try:
+        command_store.delete_command(endpoint, name)
+    except CommandError as exc:
+        db.session.rollback()
+        if name in builtin_names:
+            raise ManageError(409, "builtin_command", exc.message, "name") from None
+        raise ManageError(404, "not_found", exc.message, "name") from None
+    db.session.commit()
+    return name in builtin_names
+
+
+# --- fixtures and test deliveries -------------------------------------------------------------
+
+
+def fixtures_dir() -> Path:
+    """The folder of sample payloads, one subfolder per provider: ``FIXTURES_DIR`` in the
+    config, else ``../shared/fixtures`` beside the checkout."""
+    configured = current_app.config.get("FIXTURES_DIR")
+    if configured:
+        return Path(configured)
+    return Path(current_app.root_path).parent.parent / "shared" / "fixtures"
+
+
+def fixture_names(provider: str) -> list[str]:
+    """The fixtures for ``provider`` (file names without ``.json``), sorted; [] when the folder
+    is absent."""
+    folder = fixtures_dir() / provider
+    if not folder.is_dir():
+        return []
+    return sorted(path.stem for path in folder.glob("*.json") if path.is_file())
+
+
+def fixture_body(provider: str, name: Any) -> bytes:
+    """The raw bytes of fixture ``name``; ``ManageError`` 404 (field ``fixture``) when it is
+    not one of ``fixture_names`` (so no path can escape the folder)."""
+    if not isinstance(name, str) or name not in fixture_names(provider):
+        folder = fixtures_dir() / provider
+        raise ManageError(
+            404 if name else 400,
+            "unknown_fixture",
+            f"no fixture {name!r} in {folder}" if name else "choose a fixture",
+            "fixture",
+        )
+    return (fixtures_dir() / provider / f"{name}.json").read_bytes()
+
+
+def _event_headers(provider: str, fixture: str, body: bytes) -> dict[str, str]:
+    """The headers that say what a fixture is (before any signature): fixture files are
+    named after the event (``issues.opened``: ``X-GitHub-Event: issues``)."""
+    headers = {"Content-Type": "application/json"}
+    event = fixture.split(".", 1)[0]
+    if provider == "github":
+        headers[github.EVENT_HEADER] = event
+    elif provider == "sentry":
+        headers[sentry.RESOURCE_HEADER] = event
+    elif provider == "gitlab":
+        try:
+            kind = json.loads(body).get("object_kind")
+        except (ValueError, AttributeError):
+            kind = None
+        headers["X-Gitlab-Event"] = GITLAB_HOOKS.get(str(kind), "System Hook")
+    return headers
+
+
+def signed_headers(provider: str, secret: str, fixture: str, body: bytes) -> dict[str, str]:
+    """Every header ``provider`` would send with ``body``: event headers, a fresh delivery id,
+    and the signature (each provider module's own ``sign``), stamped ``app.clock.now()``."""
+    headers = _event_headers(provider, fixture, body)
+    delivery = str(uuid.uuid4())
+    now = int(clock.now().timestamp())
+    match provider:
+        case "github":
+            headers[github.DELIVERY_HEADER] = delivery
+            headers[github.SIGNATURE_HEADER] = github.sign(secret, body)
+        case "gitlab":
+            headers["X-Gitlab-Token"] = secret
+            headers["Idempotency-Key"] = delivery
+        case "jira":
+            headers[jira.DELIVERY_HEADER] = delivery
+            headers[jira.SIGNATURE_HEADER] = jira.sign(secret, body)
+        case "slack":
+            headers[slack.TIMESTAMP_HEADER] = str(now)
+            headers[slack.SIGNATURE_HEADER] = slack.sign(secret, str(now), body)
+        case "sentry":
+            headers[sentry.DELIVERY_HEADER] = delivery
+            headers[sentry.TIMESTAMP_HEADER] = str(now)
+            headers[sentry.SIGNATURE_HEADER] = sentry.sign(secret, body)
+        case "alertmanager":
+            headers["Authorization"] = f"Bearer {secret}"
+        case "pagerduty":
+            headers[pagerduty.DELIVERY_HEADER] = delivery
+            headers[pagerduty.SIGNATURE_HEADER] = pagerduty.sign(secret, body)
+        case "standard":
+            msg_id = f"msg_{uuid.uuid4().hex}"
+            headers[standard.ID_HEADER] = msg_id
+            headers[standard.TIMESTAMP_HEADER] = str(now)
+            headers[standard.SIGNATURE_HEADER] = standard.sign(secret, msg_id, now, body)
+        case _:
+            raise ManageError(400, "unknown_provider", f"cannot sign for provider {provider!r}")
+    return headers
+
+
+@dataclass(frozen=True)
+class SentFixture:
+    """What the route answered a test delivery, and the delivery it stored (if any)."""
+
+    fixture: str
+    status: int
+    answer: dict
+    delivery: Delivery | None
+
+
+def send_test_delivery(endpoint: Endpoint, fixture: Any) -> SentFixture:
+    """Send fixture ``fixture`` through the real route (``POST /webhooks/<provider>/<id>``),
+    signed with the endpoint's secret, in process (as ``flask demo`` does: the public URL
+    may not be reachable from here). ``ManageError`` when the fixture or secret is missing."""
+    body = fixture_body(endpoint.provider, fixture)
+    try:
+        secret = endpoint_secret(endpoint)
+    except SecretUnavailable as exc:
+        raise ManageError(409, "secret_unavailable", str(exc)) from None
+    headers = signed_headers(endpoint.provider, secret, fixture, body)
+    path = endpoint.path
+    # End this request's transaction first: on SQLite a pending one would block the route's.
+    db.session.commit()
+    response = current_app.test_client().post(path, data=body, headers=headers)
+    answer = response.get_json(silent=True) or {}
+    delivery = None
+    if answer.get("delivery_id"):
+        delivery = db.session.scalars(
+            db.select(Delivery).where(
+                Delivery.endpoint_id == endpoint.id,
+                Delivery.delivery_id == answer["delivery_id"],
+            )
+        ).first()
+    elif response.status_code == 401:
+        delivery = db.session.scalars(
+            db.select(Delivery)
+            .where(Delivery.endpoint_id == endpoint.id)
+            .order_by(Delivery.received_at.desc(), Delivery.id.desc())
+        ).first()
+    return SentFixture(fixture, response.status_code, answer, delivery)
+
+
+# --- dry run ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What the commands of an endpoint would do with one delivery: ``subjects`` pairs each
+    subject's event type (one per alert for Alertmanager) with its rows."""
+
+    source: str
+    event_type: str
+    subjects: list[tuple[str, list[DryRunRow]]]
+
+
+def dry_run(
+    endpoint: Endpoint,
+    *,
+    delivery_pk: Any = None,
+    fixture: Any = None,
+    event_type: Any = None,
+    payload: Any = None,
+) -> DryRun:
+    """Dry-run ``endpoint``'s commands on a stored delivery (its ``Delivery.id`` or provider
+    delivery id), a fixture, or an ``event_type`` + ``payload``; changes nothing.
+    ``ManageError`` saying which input is wrong."""
+    if delivery_pk:
+        delivery = find_delivery(endpoint, str(delivery_pk))
+        if delivery.verdict != "accepted":
+            raise ManageError(
+                400,
+                "not_dry_runnable",
+                f"delivery {delivery.id} was {delivery.verdict}: it was never authentic, so no "
+                "command would see it",
+                "delivery_id",
+            )
+        try:
+            payload = parse_payload(delivery.headers, delivery.body)
+        except PayloadError as exc:
+            raise ManageError(400, "bad_payload", str(exc), "delivery_id") from None
+        source, event_type = f"delivery {delivery.delivery_id}", delivery.event_type
+    elif fixture:
+        body = fixture_body(endpoint.provider, fixture)
+        try:
+            payload = parse_payload({"Content-Type": "application/json"}, body)
+        except PayloadError as exc:
+            raise ManageError(400, "bad_payload", f"fixture {fixture}: {exc}", "fixture") from None
+        headers = _event_headers(endpoint.provider, fixture, body)
+        provider = get_provider(endpoint.provider)
+        event_type = provider.event_type(headers, payload) if provider else "unknown"
+        source = f"fixture {fixture}"
+    else:
+        if not isinstance(event_type, str) or not event_type.strip():
+            raise ManageError(
+                400,
+                "invalid_dry_run",
+                'send {"delivery_id"} or {"event_type", "payload"} (or choose a fixture)',
+                "event_type",
+            )
+        if not isinstance(payload, dict):
+            raise ManageError(400, "invalid_dry_run", "payload must be a JSON object", "payload")
+        source, event_type = "the given payload", event_type.strip()
+    provider = get_provider(endpoint.provider)
+    subjects = (
+        [t for t, _ in provider.split(event_type, payload, endpoint.settings or {})]
+        if provider
+        else []
+    )
+    results = command_store.dry_run(endpoint, event_type, payload)
+    # Nothing may stick: dry_run only reads, and this makes sure of it.
+    db.session.rollback()
+    return DryRun(source, event_type, list(zip(subjects, results, strict=False)))
+
+
+def dry_run_dict(result: DryRun) -> dict:
+    return {
+        "source": result.source,
+        "event_type": result.event_type,
+        "subjects": [
+            {
+                "event_type": subject_type,
+                "commands": [
+                    {
+                        "name": row.command.name,
+                        "builtin": row.command.builtin,
+                        "action": row.command.action,
+                        "matched": row.matched,
+                        "runs": row.runs,
+                        "reason": row.reason,
+                        "title": row.title,
+                        "timeline": row.timeline,
+                    }
+                    for row in rows
+                ],
+            }
+            for subject_type, rows in result.subjects
+        ],
+    }
+
+
+def dry_run_choices(endpoint: Endpoint) -> list[Delivery]:
+    """Recent accepted deliveries of ``endpoint`` to offer for a dry run, newest first."""
+    return list(
+        db.session.scalars(
+            db.select(Delivery)
+            .where(Delivery.endpoint_id == endpoint.id, Delivery.verdict == "accepted")
+            .order_by(Delivery.received_at.desc(), Delivery.id.desc())
+            .limit(DRY_RUN_CHOICES)
+        )
+    )
+
+
+# --- deliveries -------------------------------------------------------------------------------
+
+
+def find_delivery(endpoint: Endpoint | None, key: str) -> Delivery:
+    """A delivery by ``Delivery.id``, or (on ``endpoint``) by the provider's delivery id;
+    ``ManageError`` 404 when neither finds one."""
+    delivery = db.session.get(Delivery, key)
+    if delivery is not None and (endpoint is None or delivery.endpoint_id == endpoint.id):
+        return delivery
+    if endpoint is not None:
+        delivery = db.session.scalars(
+            db.select(Delivery).where(
+                Delivery.endpoint_id == endpoint.id, Delivery.delivery_id == key
+            )
+        ).first()
+        if delivery is not None:
+            return delivery
+    where = f" on endpoint {endpoint.id}" if endpoint is not None else ""
+    raise ManageError(404, "not_found", f"there is no delivery {key!r}{where}", "delivery_id")
+
+
+@dataclass(frozen=True)
+class DeliveryFilters:
+    """Deliveries log filters, from the query string; unknown values are ignored."""
+
+    endpoint_id: str = ""
+    verdict: str = ""
+    status: str = ""
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], endpoint_id: str = "") -> DeliveryFilters:
+        try:
+            page = max(1, int(args.get("page", 1)))
+        except (TypeError, ValueError):
+            page = 1
+        verdict = args.get("verdict", "")
+        status = args.get("status", "")
+        return cls(
+            endpoint_id=endpoint_id or str(args.get("endpoint_id", "")),
+            verdict=verdict if verdict in VERDICTS else "",
+            status=status if status in STATUSES else "",
+            page=page,
+        )
+
+    def as_query(self, **changes: Any) -> dict:
+        """Query parameters (empty ones left out), e.g. for pager links."""
+        values = {"verdict": self.verdict, "status": self.status, "page": self.page, **changes}
+        if values.get("page") == 1:
+            values.pop("page")
+        return {k: v for k, v in values.items() if v}
+
+
+def search_deliveries(filters: DeliveryFilters, per_page: int = DELIVERIES_PER_PAGE):
+    """``(deliveries, total)``: the page ``filters.page`` of matching deliveries, newest
+    first."""
+    query = db.select(Delivery)
+    if filters.endpoint_id:
+        query = query.where(Delivery.endpoint_id == filters.endpoint_id)
+    if filters.verdict:
+        query = query.where(Delivery.verdict == filters.verdict)
+    if filters.status:
+        query = query.where(Delivery.status == filters.status)
+    total = db.session.scalar(db.select(func.count()).select_from(query.subquery()))
+    deliveries = db.session.scalars(
+        query.order_by(Delivery.received_at.desc(), Delivery.id.desc())
+        .limit(per_page)
+        .offset((filters.page - 1) * per_page)
+    ).all()
+    return list(deliveries), total or 0
+
+
+def replay_refusal(delivery: Delivery) -> str | None:
+    """Why ``delivery`` cannot be replayed (a sentence), or None when it can."""
+    if delivery.verdict != "accepted":
+        return f"{delivery.verdict} deliveries were never authentic, so they cannot be replayed"
+    if delivery.outcome and delivery.outcome.startswith("answered at once"):
+        return "a connection test (ping, challenge) has nothing to replay"
+    return None
+
+
+def replay(delivery: Delivery) -> tuple[Delivery, bool]:
+    """Replay ``delivery`` through the same processing (``ingest.replay_delivery``); returns
+    the delivery that will run and whether it is the same one, requeued. ``ManageError`` 409
+    ``not_replayable`` saying why not."""
+    refusal = replay_refusal(delivery)
+    if refusal:
+        why = f" (refused: {delivery.verdict_detail})" if delivery.verdict_detail else ""
+        raise ManageError(409, "not_replayable", refusal + why)
+    try:
+        replayed = replay_delivery(delivery)
+    except ValueError as exc:
+        raise ManageError(409, "not_replayable", str(exc)) from None
+    return replayed, replayed.id == delivery.id
+
+
+def delivery_dict(delivery: Delivery, *, full: bool = False) -> dict:
+    """The API's delivery; ``full`` adds the stored headers and the body as text."""
+    data = {
+        "id": delivery.id,
+        "endpoint_id": delivery.endpoint_id,
+        "delivery_id": delivery.delivery_id,
+        "event_type": delivery.event_type,
+        "received_at": iso(delivery.received_at),
+        "verdict": delivery.verdict,
+        "verdict_detail": delivery.verdict_detail,
+        "status": delivery.status,
+        "outcome": delivery.outcome,
+        "case_id": delivery.case_id,
+        "processed_at": iso(delivery.processed_at),
+        "processing_ms": delivery.processing_ms,
+        "replayable": replay_refusal(delivery) is None,
+    }
+    if full:
+        data["headers"] = delivery.headers or {}
+        data["body"] = delivery.body_text
+        data["body_bytes"] = len(delivery.body or b"")
+    return data
