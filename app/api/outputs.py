@@ -1,0 +1,169 @@
+"""``/api/cases/<id>/resolve`` and ``/api/cases/<id>/outputs``: resolution outputs (C6).
+
+- ``POST /api/cases/<id>/resolve`` ``{"summary"}`` → 202 ``{"case", "outputs": "pending"}``
+  (``"not_queued"`` with a ``detail`` when the job queue is unreachable); 400 without a
+  summary; 409 when the case cannot be resolved from its status.
+- ``GET /api/cases/<id>/outputs`` → ``{"status": "pending"|"ready"|"failed"|"none",
+  "outputs": [output...]}`` (``"detail"`` when failed).
+- ``POST /api/cases/<id>/outputs`` → 202: write all three again (a resolved/closed case).
+- ``PATCH /api/cases/<id>/outputs/<oid>`` ``{"content"}`` and/or ``{"status": "approved" |
+  "rejected"}`` → the output.
+- ``POST /api/cases/<id>/outputs/<oid>/regenerate`` ``{"keep_edits": bool}`` → 202.
+- ``GET /api/cases/<id>/outputs/<oid>/download`` → the Markdown as an attachment.
+
+Errors are ``{"error", "detail"}``; engineers write, viewers read.
+"""
+
+from __future__ import annotations
+
+from flask import abort, jsonify, request
+from flask_login import current_user
+
+from app.accounts.auth import require_role
+from app.api import bp
+from app.cases import lifecycle
+from app.cases.lifecycle import CaseInputError, TransitionError
+from app.cases.models import Case
+from app.extensions import db
+from app.outputs import service
+from app.outputs.jobs import writing_state
+from app.outputs.models import ResolutionOutput
+from app.outputs.routes import markdown_download
+from app.outputs.service import OutputConflict
+
+QUEUE_DOWN = "the job queue is unreachable; ask again with POST /api/cases/{id}/outputs"
+
+
+@bp.post("/cases/<int:case_id>/resolve")
+@require_role("engineer")
+def resolve_case(case_id: int):
+    case = _case(case_id)
+    body = _body('{"summary": "what fixed it"}')
+    summary = body.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        abort(400, description='a resolution summary is required: {"summary": "what fixed it"}')
+    try:
+        resolution = service.resolve_case(case, summary, actor=current_user)
+    except TransitionError as exc:
+        db.session.rollback()
+        return _illegal(case, exc)
+    except CaseInputError as exc:
+        db.session.rollback()
+        abort(400, description=str(exc))
+    answer = {"case": case.to_dict(), "outputs": "pending" if resolution.queued else "not_queued"}
+    if not resolution.queued:
+        answer["detail"] = QUEUE_DOWN.format(id=case.id)
+    return jsonify(answer), 202
+
+
+@bp.get("/cases/<int:case_id>/outputs")
+@require_role("viewer")
+def list_outputs(case_id: int):
+    case = _case(case_id)
+    outputs = service.outputs_of(case)
+    state = writing_state(case.id, since=max((o.generated_at for o in outputs), default=None))
+    status = state["state"]
+    if status == "idle":
+        status = "ready" if outputs else "none"
+    answer = {"status": status, "outputs": [o.to_dict() for o in outputs]}
+    if state["detail"]:
+        answer["detail"] = state["detail"]
+    return jsonify(answer)
+
+
+@bp.post("/cases/<int:case_id>/outputs")
+@require_role("engineer")
+def write_outputs(case_id: int):
+    case = _case(case_id)
+    try:
+        queued = service.request_write(case, actor=current_user)
+    except OutputConflict as exc:
+        abort(409, description=str(exc))
+    if not queued:
+        abort(503, description=QUEUE_DOWN.format(id=case.id))
+    return jsonify({"case_id": case.id, "outputs": "pending"}), 202
+
+
+@bp.patch("/cases/<int:case_id>/outputs/<int:output_id>")
+@require_role("engineer")
+def update_output(case_id: int, output_id: int):
+    output = _output(case_id, output_id)
+    body = _body('{"content": "..."} or {"status": "approved"|"rejected"}')
+    unknown = sorted(set(body) - {"content", "status"})
+    if unknown:
+        abort(400, description=f"unknown field(s) {', '.join(unknown)}; send content or status")
+    if "content" not in body and "status" not in body:
+        abort(
+            400,
+            description='send {"content": "..."} to edit or {"status": "approved"|'
+            '"rejected"} to decide',
+        )
+    try:
+        if "content" in body:
+            if not isinstance(body["content"], str):
+                raise service.OutputInputError("content must be a string of Markdown")
+            service.edit_output(output, body["content"], actor=current_user)
+        if "status" in body:
+            service.set_status(output, body["status"], actor=current_user)
+        db.session.commit()
+    except CaseInputError as exc:
+        db.session.rollback()
+        abort(400, description=str(exc))
+    except OutputConflict as exc:
+        db.session.rollback()
+        abort(409, description=str(exc))
+    return jsonify(output.to_dict())
+
+
+@bp.post("/cases/<int:case_id>/outputs/<int:output_id>/regenerate")
+@require_role("engineer")
+def regenerate_output(case_id: int, output_id: int):
+    output = _output(case_id, output_id)
+    body = request.get_json(silent=True) if request.data else {}
+    if not isinstance(body, dict):
+        abort(400, description='send a JSON object: {"keep_edits": true|false}')
+    keep_edits = body.get("keep_edits", False)
+    if not isinstance(keep_edits, bool):
+        abort(400, description="keep_edits must be true or false")
+    if not service.request_regenerate(output, keep_edits, actor=current_user):
+        abort(503, description=QUEUE_DOWN.format(id=case_id))
+    return jsonify({"output": output.to_dict(), "status": "pending"}), 202
+
+
+@bp.get("/cases/<int:case_id>/outputs/<int:output_id>/download")
+@require_role("viewer")
+def download_output(case_id: int, output_id: int):
+    return markdown_download(_output(case_id, output_id))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _case(case_id: int) -> Case:
+    return db.get_or_404(Case, case_id, description=f"there is no case {case_id}")
+
+
+def _output(case_id: int, output_id: int) -> ResolutionOutput:
+    output = service.get_output(_case(case_id), output_id)
+    if output is None:
+        abort(404, description=f"case {case_id} has no output {output_id}")
+    return output
+
+
+def _body(example: str) -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description=f"send a JSON object (Content-Type: application/json): {example}")
+    return body
+
+
+def _illegal(case: Case, exc: TransitionError):
+    """409 naming the statuses allowed from here (as ``/api/cases/<id>/handle`` does)."""
+    response = jsonify(
+        error="illegal_transition",
+        detail=str(exc),
+        status=case.status,
+        allowed=list(lifecycle.allowed_from(case.status)),
+    )
+    response.status_code = 409
+    return response

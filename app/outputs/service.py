@@ -1,0 +1,328 @@
+"""Resolution outputs (SPEC C6): resolve a case, write its three documents, work them.
+
+Plain functions that tests call without HTTP. Writes happen in the caller's session and each
+function commits where it says so (resolving commits before enqueueing, so the worker sees
+the resolved case). Every change writes its case event in the same transaction:
+``case.resolved`` (by the lifecycle), ``output.generated``, ``output.edited``,
+``output.approved``, ``output.rejected``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.cases import lifecycle
+from app.cases.lifecycle import CaseInputError
+from app.cases.models import Case
+from app.events.models import CaseEvent
+from app.events.record import record_event
+from app.extensions import db
+from app.logs import log
+from app.outputs.context import case_context
+from app.outputs.models import ResolutionOutput, kind_order
+from app.outputs.writers import KIND_LABELS, KINDS, Written, get_writer
+
+#: Longest resolution summary and output content accepted (characters).
+SUMMARY_LIMIT = 10_000
+CONTENT_LIMIT = 200_000
+#: Statuses a person may set (draft comes back by editing or regenerating).
+DECISIONS = ("approved", "rejected")
+
+
+class OutputInputError(CaseInputError):
+    """A value given for an output is not acceptable (400); the message says what is."""
+
+
+class OutputConflict(Exception):
+    """The output is not in a state that allows this (409); the message says what does."""
+
+
+@dataclass
+class Resolution:
+    """What ``resolve_case`` did: the ``case.resolved`` event, and whether the job that
+    writes the outputs is queued (False: Redis was unreachable; ``request_write`` later)."""
+
+    event: CaseEvent
+    queued: bool
+
+
+def resolve_case(case: Case, summary: str, actor: Any = None) -> Resolution:
+    """Resolve ``case`` with ``summary`` (what fixed it), commit, then enqueue the writing.
+
+    Raises ``OutputInputError`` for an empty or over-long summary and
+    ``lifecycle.TransitionError`` (409) when the case cannot be resolved from its status;
+    nothing is changed then. ``actor`` is the acting ``User``.
+    """
+    summary = _clean_text(summary)
+    if not summary:
+        raise OutputInputError("a resolution summary is required: say what fixed it")
+    if len(summary) > SUMMARY_LIMIT:
+        raise OutputInputError(f"the resolution summary is over {SUMMARY_LIMIT} characters")
+    event = lifecycle.transition(case, "resolved", actor=actor, payload={"summary": summary})
+    case.resolution_summary = summary
+    db.session.commit()
+    from app.outputs.jobs import enqueue_write
+
+    return Resolution(event, enqueue_write(case.id, actor=_email(actor)))
+
+
+def request_write(case: Case, actor: Any = None) -> bool:
+    """Enqueue the writing of all three outputs again for a resolved (or closed) case.
+
+    For when the first job never ran (Redis was down) or failed. Raises
+    ``OutputConflict`` for a case that is not resolved or closed. Returns whether queued.
+    """
+    if case.status not in ("resolved", "closed"):
+        raise OutputConflict(
+            f"a {case.status} case has no resolution to write up; resolve it first"
+        )
+    from app.outputs.jobs import enqueue_write
+
+    return enqueue_write(case.id, actor=_email(actor))
+
+
+def request_regenerate(output: ResolutionOutput, keep_edits: bool, actor: Any = None) -> bool:
+    """Enqueue a regeneration of ``output`` (see ``regenerate``); returns whether queued."""
+    from app.outputs.jobs import enqueue_regenerate
+
+    return enqueue_regenerate(output, keep_edits=keep_edits, actor=_email(actor))
+
+
+def write_outputs(case_id: int, actor: str | None = None) -> list[ResolutionOutput]:
+    """Write the three outputs of case ``case_id`` as drafts (the job's body); commits.
+
+    Each kind is upserted (one row per case and kind) with the writer's text, status
+    ``draft``, ``edited`` False, and gets an ``output.generated`` event. ``actor`` is the
+    email of whoever resolved. A missing case writes nothing (it was deleted meanwhile).
+    """
+    case = db.session.get(Case, case_id)
+    if case is None:
+        log.info("outputs.case_gone", case_id=case_id)
+        return []
+    written = _write(case, KINDS)
+    return _store(case, written, actor=actor, keep_edits=False, regenerated=False)
+
+
+def regenerate(output: ResolutionOutput, keep_edits: bool = False, actor: str | None = None):
+    """Write ``output`` again, as a draft; commits. Returns the output.
+
+    ``keep_edits`` and an edited output: the content people edited stays (the writer's new
+    text is kept in ``generated_content`` beside it); otherwise the new text replaces it.
+    """
+    case = output.case
+    written = _write(case, (output.kind,))
+    return _store(case, written, actor=actor, keep_edits=keep_edits, regenerated=True)[0]
+
+
+def edit_output(output: ResolutionOutput, content: str, actor: Any = None) -> bool:
+    """Replace the output's Markdown with ``content``; it becomes an edited draft (an
+    approval or rejection is undone). Writes ``output.edited``; the caller commits.
+
+    Returns False (and changes nothing) when the content is the same. Raises
+    ``OutputInputError`` for empty or over-long content.
+    """
+    content = _clean_text(content)
+    if not content:
+        raise OutputInputError("the content cannot be empty; reject the output instead")
+    if len(content) > CONTENT_LIMIT:
+        raise OutputInputError(f"the content is over {CONTENT_LIMIT} characters")
+    if content == _clean_text(output.content):
+        return False
+    previous = output.status
+    output.content, output.edited = content, True
+    _back_to_draft(output)
+    record_event(
+        output.case,
+        "output.edited",
+        actor=_email(actor),
+        payload={
+            "output_id": output.id,
+            "kind": output.kind,
+            "from": previous,
+            "summary": f"{output.label} edited",
+        },
+    )
+    return True
+
+
+def set_status(output: ResolutionOutput, status: str, actor: Any = None) -> None:
+    """Approve or reject a draft (``status`` "approved" | "rejected"); writes
+    ``output.approved`` / ``output.rejected``; the caller commits.
+
+    Raises ``OutputInputError`` for another status and ``OutputConflict`` when the output is
+    not a draft (edit or regenerate it to make a new draft first).
+    """
+    if status not in DECISIONS:
+        raise OutputInputError(
+            f"status must be approved or rejected, not {status!r} (editing or regenerating "
+            "makes it a draft again)"
+        )
+    if output.status != "draft":
+        raise OutputConflict(
+            f"the {output.label.lower()} {'are' if output.kind == 'ticket_notes' else 'is'} "
+            f"already {output.status}; edit or regenerate to make a new draft first"
+        )
+    now = clock.now()
+    output.status, output.updated_at = status, now
+    if status == "approved":
+        output.approved_by_id = getattr(actor, "id", None)
+        output.approved_at = now
+    record_event(
+        output.case,
+        f"output.{status}",
+        actor=_email(actor),
+        payload={
+            "output_id": output.id,
+            "kind": output.kind,
+            "summary": f"{output.label} {status}",
+        },
+    )
+
+
+def outputs_of(case: Case) -> list[ResolutionOutput]:
+    """The case's outputs in tab order (ticket notes, KB article, client summary)."""
+    outputs = db.session.scalars(
+        db.select(ResolutionOutput).where(ResolutionOutput.case_id == case.id)
+    ).all()
+    return sorted(outputs, key=kind_order)
+
+
+def get_output(case: Case, output_id: int) -> ResolutionOutput | None:
+    """Output ``output_id`` if it belongs to ``case``."""
+    output = db.session.get(ResolutionOutput, output_id)
+    return output if output is not None and output.case_id == case.id else None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _write(case: Case, kinds: tuple[str, ...]) -> dict[str, Written]:
+    """Ask the configured writer for ``kinds`` (no database writes: an LLM may be slow)."""
+    context = case_context(case)
+    summary = case.resolution_summary or ""
+    writer = get_writer()
+    written: dict[str, Written] = {}
+    for kind in kinds:
+        if hasattr(writer, "document"):
+            document = writer.document(kind, context, summary)
+        else:  # a writer with only the protocol's outputs()
+            result = writer.outputs(context, summary)
+            by = (result.get("written_by") or {}).get(kind) or {}
+            document = Written(
+                result[kind],
+                result.get("kb_data") if kind == "kb_article" else None,
+                by.get("writer", getattr(writer, "name", "builtin")),
+                by.get("model"),
+                by.get("fallback_reason"),
+            )
+        written[kind] = document
+        log.info(
+            "outputs.written",
+            case_id=case.id,
+            kind=kind,
+            writer=document.writer,
+            model=document.model,
+            fallback_reason=document.fallback_reason,
+        )
+    return written
+
+
+def _store(
+    case: Case,
+    written: dict[str, Written],
+    *,
+    actor: str | None,
+    keep_edits: bool,
+    regenerated: bool,
+) -> list[ResolutionOutput]:
+    """Upsert the written documents and their events, and commit (retrying once if another
+    worker inserted the same row meanwhile)."""
+    for attempt in (1, 2):
+        try:
+            stored = [
+                _upsert(
+                    case,
+                    kind,
+                    document,
+                    actor=actor,
+                    keep_edits=keep_edits,
+                    regenerated=regenerated,
+                )
+                for kind, document in written.items()
+            ]
+            db.session.commit()
+            return stored
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == 2:
+                raise
+            case = db.session.get(Case, case.id)
+    raise AssertionError("unreachable")
+
+
+def _upsert(
+    case: Case,
+    kind: str,
+    document: Written,
+    *,
+    actor: str | None,
+    keep_edits: bool,
+    regenerated: bool,
+) -> ResolutionOutput:
+    output = db.session.scalars(
+        db.select(ResolutionOutput).where(
+            ResolutionOutput.case_id == case.id, ResolutionOutput.kind == kind
+        )
+    ).first()
+    now = clock.now()
+    if output is None:
+        output = ResolutionOutput(case_id=case.id, kind=kind, edited=False, content="")
+        db.session.add(output)
+    kept = bool(keep_edits and output.edited)
+    if not kept:
+        output.content, output.edited = document.content, False
+    output.generated_content = document.content
+    output.data = document.data or {}
+    output.writer, output.model = document.writer, document.model
+    output.generated_at = now
+    _back_to_draft(output, now)
+    db.session.flush()  # the id, for the event
+    by = "the built-in writer" if document.writer == "builtin" else f"the LLM ({document.model})"
+    payload = {
+        "output_id": output.id,
+        "kind": kind,
+        "writer": document.writer,
+        "model": document.model,
+        "regenerated": regenerated,
+        "kept_edits": kept,
+        "summary": f"{KIND_LABELS[kind]} {'rewritten' if regenerated else 'written'} by {by}"
+        + (" (your edits kept)" if kept else ""),
+    }
+    if document.fallback_reason:
+        payload["fallback_reason"] = document.fallback_reason
+    record_event(case, "output.generated", actor=actor, payload=payload)
+    return output
+
+
+def _back_to_draft(output: ResolutionOutput, now: Any = None) -> None:
+    output.status = "draft"
+    output.approved_by_id = output.approved_at = None
+    output.approved_by = None
+    output.updated_at = now or clock.now()
+
+
+def _clean_text(value: Any) -> str:
+    """Text from a form or JSON: a string, Windows line ends made Unix, outer blanks gone."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise OutputInputError("expected text")
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _email(actor: Any) -> str | None:
+    return getattr(actor, "email", None) or (actor if isinstance(actor, str) else None)
