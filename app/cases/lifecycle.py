@@ -159,11 +159,15 @@ def set_tags(case: Case, add: list[str] = (), remove: list[str] = (), *, actor: 
     )
 
 
-def _tag(tag: str) -> str:
+def normalise_tag(tag: str) -> str:
+    """A tag as stored: trimmed, lower-case; raises ``CaseInputError`` over 40 characters."""
     tag = str(tag).strip().lower()
     if len(tag) > 40:
         raise CaseInputError(f"tag {tag[:40]!r}… is longer than 40 characters")
     return tag
+
+
+_tag = normalise_tag
 
 
 def _actor(actor: Any) -> str | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func
 
-from app.cases.models import CASE_STATUSES, Case
+from app import clock
+from app.cases.models import CASE_STATUSES, LIVE_STATUSES, SEVERITIES, Case
 from app.extensions import db
 
 SORTS = {
@@ -15,24 +17,35 @@ SORTS = {
     "oldest": Case.updated_at.asc(),
     "created": Case.created_at.desc(),
 }
+#: ``assignee=none``: cases nobody is assigned to.
+UNASSIGNED = "none"
 
 
 @dataclass(frozen=True)
 class CaseFilters:
-    """Filters from the query string: ``status``, ``provider``, ``q`` (title), ``sort``, ``page``.
+    """Filters from the query string: ``status``, ``provider``, ``endpoint`` (id),
+    ``assignee`` (an email, or ``none`` for unassigned), ``severity``, ``mine`` (``1``: cases
+    assigned to the signed-in user), ``q`` (title contains), ``sort``, ``page``.
 
     Unknown values are dropped rather than refused, so a hand-edited URL still shows a table.
+    ``me`` (the signed-in user's id, for ``mine``) is not part of the URL.
     """
 
     status: str = ""
     provider: str = ""
+    endpoint: str = ""
+    assignee: str = ""
+    severity: str = ""
+    mine: bool = False
     q: str = ""
     sort: str = "updated"
     page: int = 1
+    me: int | None = field(default=None, compare=False)
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> CaseFilters:
+    def from_args(cls, args: Mapping[str, str], *, me: int | None = None) -> CaseFilters:
         status = args.get("status", "")
+        severity = args.get("severity", "")
         sort = args.get("sort", "updated")
         try:
             page = max(1, int(args.get("page", 1)))
@@ -41,24 +54,63 @@ class CaseFilters:
         return cls(
             status=status if status in CASE_STATUSES else "",
             provider=args.get("provider", "").strip()[:32],
+            endpoint=args.get("endpoint", "").strip()[:26],
+            assignee=args.get("assignee", "").strip().lower()[:320],
+            severity=severity if severity in SEVERITIES else "",
+            mine=args.get("mine", "") in ("1", "true", "on", "yes"),
             q=args.get("q", "").strip()[:200],
             sort=sort if sort in SORTS else "updated",
             page=page,
+            me=me,
         )
+
+    @property
+    def narrowed(self) -> bool:
+        """True when any filter (not sort or page) is set: an empty table means "no match"."""
+        return any((self.status, self.provider, self.endpoint, self.assignee, self.severity,
+                    self.mine, self.q))  # fmt: skip
 
     def as_query(self, **changes: object) -> dict:
         """These filters as URL query arguments, without defaults, with ``changes`` applied."""
         values = {**asdict(self), **changes}
+        values.pop("me", None)
         defaults = asdict(CaseFilters())
-        return {k: v for k, v in values.items() if v != defaults[k]}
+        query = {k: v for k, v in values.items() if v != defaults[k]}
+        if query.get("mine"):
+            query["mine"] = "1"
+        return query
+
+    def url(self, **changes: object) -> str:
+        """The case table's URL for these filters with ``changes`` (``url_for`` cannot take
+        the ``endpoint`` argument, which it reserves for itself)."""
+        from urllib.parse import urlencode
+
+        from flask import url_for
+
+        query = self.as_query(**changes)
+        return url_for("cases.index") + (f"?{urlencode(query)}" if query else "")
 
 
 def _filtered(filters: CaseFilters, *, with_status: bool = True):
+    from app.accounts.models import User
+
     query = db.select(Case)
     if with_status and filters.status:
         query = query.where(Case.status == filters.status)
     if filters.provider:
         query = query.where(Case.provider == filters.provider)
+    if filters.endpoint:
+        query = query.where(Case.endpoint_id == filters.endpoint)
+    if filters.severity:
+        query = query.where(Case.severity == filters.severity)
+    if filters.assignee == UNASSIGNED:
+        query = query.where(Case.assignee_id.is_(None))
+    elif filters.assignee:
+        user_id = db.select(User.id).where(User.email == filters.assignee).scalar_subquery()
+        query = query.where(Case.assignee_id == user_id)
+    if filters.mine:
+        # Nobody signed in (the CLI): "mine" matches nothing rather than everything.
+        query = query.where(Case.assignee_id == (filters.me if filters.me is not None else -1))
     if filters.q:
         escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Case.title.ilike(f"%{escaped}%", escape="\\"))
@@ -88,8 +140,77 @@ def status_counts(filters: CaseFilters) -> dict[str, int]:
     return counts
 
 
+def case_summary(filters: CaseFilters | None = None, now: datetime | None = None) -> dict:
+    """Counts for dashboards (``GET /api/cases/summary``), under ``filters`` if given::
+
+        {"by_status": {status: n, ...every status},
+         "by_provider": {provider: n, ...providers with cases},
+         "by_severity": {severity: n, ...every severity},
+         "oldest_open_age_seconds": int | None,   # oldest live (open/escalated/parked) case
+         "total": int}
+
+    The age is counted from the case's ``created_at`` to ``now`` (default ``clock.now()``).
+    """
+    from app.templating import as_utc
+
+    query = _filtered(filters or CaseFilters()).subquery()
+
+    def grouped(column) -> dict:
+        rows = db.session.execute(db.select(column, func.count()).group_by(column)).all()
+        return {key: count for key, count in rows}
+
+    by_status = dict.fromkeys(CASE_STATUSES, 0) | grouped(query.c.status)
+    by_severity = dict.fromkeys(SEVERITIES, 0) | grouped(query.c.severity)
+    by_provider = dict(sorted(grouped(query.c.provider).items()))
+    oldest = db.session.scalar(
+        db.select(func.min(query.c.created_at)).where(query.c.status.in_(LIVE_STATUSES))
+    )
+    age = None
+    if oldest is not None:
+        age = max(0, int(((now or clock.now()) - as_utc(oldest)).total_seconds()))
+    return {
+        "by_status": by_status,
+        "by_provider": by_provider,
+        "by_severity": by_severity,
+        "oldest_open_age_seconds": age,
+        "total": sum(by_status.values()),
+    }
+
+
 def providers_in_use() -> list[str]:
     return list(db.session.scalars(db.select(Case.provider).distinct().order_by(Case.provider)))
+
+
+def endpoint_choices() -> list[tuple[str, str]]:
+    """``[(endpoint id, "name (provider)")]`` for the endpoint filter."""
+    from app.webhooks.models import Endpoint
+
+    rows = db.session.execute(
+        db.select(Endpoint.id, Endpoint.name, Endpoint.provider).order_by(Endpoint.name)
+    ).all()
+    return [(row.id, f"{row.name} ({row.provider})") for row in rows]
+
+
+def assignable_users() -> list:
+    """Active engineers and admins, by email: who a case can be assigned to."""
+    from app.accounts.models import User
+
+    users = db.session.scalars(
+        db.select(User)
+        .where(User.active.is_(True), User.role.in_(("engineer", "admin")))
+        .order_by(User.email)
+    ).all()
+    return list(users)
+
+
+def assignee_choices() -> list[str]:
+    """Emails for the assignee filter: whoever can be assigned plus whoever is assigned."""
+    from app.accounts.models import User
+
+    assigned = db.session.scalars(
+        db.select(User.email).join(Case, Case.assignee_id == User.id).distinct()
+    ).all()
+    return sorted({u.email for u in assignable_users()} | set(assigned))
 
 
 def table_version() -> str:

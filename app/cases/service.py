@@ -10,6 +10,7 @@ from typing import Any
 
 from app import clock
 from app.cases import lifecycle
+from app.cases.lifecycle import CaseInputError
 from app.cases.models import Case
 from app.events.record import record_event
 from app.extensions import db
@@ -107,3 +108,195 @@ def _touch(case: Case, delivery: Any) -> None:
 
 def _payload(facts: CaseFacts, delivery: Any) -> dict:
     return {"event_type": delivery.event_type, "summary": facts.summary, "title": facts.title}
+
+
+# --- Manual actions (console, JSON API, CLI): one entry point, so the rules are the same ---
+
+#: What ``handle`` does; "resolve" (outputs) and "park"/"escalate" (handoffs) live elsewhere.
+ACTIONS = ("close", "reopen", "resume", "assign", "unassign", "severity", "tag", "untag")
+#: Close reasons a person may give; ``callback`` is for the token-protected callback route.
+MANUAL_CLOSE_REASONS = ("manual", "auto")
+#: Cases one bulk action may touch (a page of the table is 25).
+BULK_LIMIT = 200
+
+
+def find_assignee(value: str | None, *, me: Any = None) -> Any:
+    """The ``User`` named by ``value``: ``"me"`` (the acting user ``me``), an email, or a
+    user id. Raises ``CaseInputError`` unless it is an active engineer or admin."""
+    from app.accounts.models import User
+
+    value = str(value or "").strip()
+    if not value:
+        raise CaseInputError('say who: "me", or the email of an engineer or admin')
+    if value.lower() == "me":
+        if getattr(me, "id", None) is None:
+            raise CaseInputError('"me" needs a signed-in user; give an email instead')
+        user = db.session.get(User, me.id)
+    elif value.isdigit():
+        user = db.session.get(User, int(value))
+    else:
+        user = db.session.scalars(db.select(User).where(User.email == value.lower())).first()
+    if user is None or not user.active:
+        raise CaseInputError(f"there is no active user {value!r}")
+    if not user.has_role("engineer"):
+        raise CaseInputError(
+            f"{user.email} is a {user.role} and cannot work cases; assign an engineer or admin"
+        )
+    return user
+
+
+def handle(
+    case: Case,
+    action: str,
+    *,
+    actor: Any,
+    user: str | None = None,
+    severity: str | None = None,
+    tags: list[str] | str | None = None,
+    reason: str | None = None,
+    note: str | None = None,
+) -> list[Any]:
+    """Apply one manual ``action`` (see ``ACTIONS``) to ``case``; returns the events written
+    (empty when nothing changed, e.g. assigning the current assignee). The caller commits.
+
+    - ``close``: ``reason`` manual (default) or auto; ``reopen``: only from resolved/closed;
+      ``resume``: a parked or escalated case back to open (``case.reactivated``), e.g. one
+      an inactivity rule parked (handoffs' claim does the same for a handed-off case);
+    - ``assign``: ``user`` is "me", an email or a user id (``find_assignee``); ``unassign``;
+    - ``severity``: one of ``SEVERITIES``; ``tag``/``untag``: ``tags`` (a list, or one string
+      with comma-separated tags).
+
+    ``note`` (optional text) is kept in the close/reopen event. ``actor`` is the acting
+    ``User`` (or a label such as "cli"). Raises ``TransitionError`` (409: not allowed from the
+    case's status; the message lists what is) or ``CaseInputError`` (400).
+    """
+    note = _note(note)
+    extra = {"note": note} if note else None
+    if action == "close":
+        reason = reason or "manual"
+        if reason not in MANUAL_CLOSE_REASONS:
+            raise CaseInputError(
+                f"close reason must be {' or '.join(MANUAL_CLOSE_REASONS)}; 'callback' is for "
+                "the callback route (POST /api/cases/<id>/callback)"
+            )
+        return [lifecycle.transition(case, "closed", actor=actor, reason=reason, payload=extra)]
+    if action == "reopen":
+        if case.status not in ("resolved", "closed"):
+            allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
+            raise lifecycle.TransitionError(
+                f"only resolved or closed cases can be reopened; this case is {case.status} "
+                f"(allowed from {case.status}: {allowed})"
+            )
+        return [lifecycle.transition(case, "open", actor=actor, payload=extra)]
+    if action == "resume":
+        if case.status not in ("parked", "escalated"):
+            allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
+            raise lifecycle.TransitionError(
+                f"only parked or escalated cases can be resumed; this case is {case.status} "
+                f"(allowed from {case.status}: {allowed})"
+            )
+        return [lifecycle.transition(case, "open", actor=actor, payload=extra)]
+    if action in ("assign", "unassign"):
+        assignee = find_assignee(user, me=actor) if action == "assign" else None
+        if (assignee.id if assignee else None) == case.assignee_id:
+            return []
+        return [lifecycle.assign(case, assignee, actor=actor)]
+    if action == "severity":
+        severity = str(severity or "").strip().lower()
+        if severity == case.severity:
+            return []
+        return [lifecycle.set_severity(case, severity, actor=actor)]
+    if action in ("tag", "untag"):
+        wanted = _tag_list(tags)
+        current = set(case.tags or [])
+        if action == "tag":
+            if all(tag in current for tag in wanted):
+                return []
+            return [lifecycle.set_tags(case, add=wanted, actor=actor)]
+        if not any(tag in current for tag in wanted):
+            return []
+        return [lifecycle.set_tags(case, remove=wanted, actor=actor)]
+    raise CaseInputError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+
+
+def handle_many(case_ids: list[int], action: str, **options: Any) -> dict:
+    """Apply ``handle(case, action, **options)`` to each case in ``case_ids``, each on its own
+    merit: a case that refuses (e.g. already closed) is reported, the others are changed.
+
+    Returns ``{"changed": [ids], "unchanged": [ids], "refused": {id: message},
+    "missing": [ids]}``. Raises ``CaseInputError`` for a bad selection (none, too many) or a
+    bad option (checked before any case changes). The caller commits.
+    """
+    from app.cases.lifecycle import TransitionError
+
+    ids = list(dict.fromkeys(case_ids))
+    if not ids:
+        raise CaseInputError("select at least one case first")
+    if len(ids) > BULK_LIMIT:
+        raise CaseInputError(f"select at most {BULK_LIMIT} cases at once")
+    check_options(action, **options)
+    cases = {c.id: c for c in db.session.scalars(db.select(Case).where(Case.id.in_(ids)))}
+    result: dict = {"changed": [], "unchanged": [], "refused": {}, "missing": []}
+    for case_id in ids:
+        case = cases.get(case_id)
+        if case is None:
+            result["missing"].append(case_id)
+            continue
+        try:
+            events = handle(case, action, **options)
+        except (TransitionError, CaseInputError) as exc:
+            # Both are raised before the case changes, so a refused case is left untouched.
+            result["refused"][case_id] = str(exc)
+            continue
+        result["changed" if events else "unchanged"].append(case_id)
+    return result
+
+
+def check_options(
+    action: str,
+    *,
+    actor: Any = None,
+    user: str | None = None,
+    severity: str | None = None,
+    tags: list[str] | str | None = None,
+    reason: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Raise ``CaseInputError`` when ``handle``'s options for ``action`` are bad whatever
+    the case (unknown action, user, severity, tags, reason); ``None`` when they are fine."""
+    from app.cases.models import SEVERITIES
+
+    if action not in ACTIONS:
+        raise CaseInputError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+    _note(note)
+    if action == "close" and (reason or "manual") not in MANUAL_CLOSE_REASONS:
+        raise CaseInputError(f"close reason must be {' or '.join(MANUAL_CLOSE_REASONS)}")
+    if action == "assign":
+        find_assignee(user, me=actor)
+    if action == "severity" and str(severity or "").strip().lower() not in SEVERITIES:
+        raise CaseInputError(f"severity must be one of {', '.join(SEVERITIES)}")
+    if action in ("tag", "untag"):
+        _tag_list(tags)
+
+
+def _tag_list(tags: list[str] | str | None) -> list[str]:
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+        raise CaseInputError('"tags" must be a list of strings')
+    cleaned = [lifecycle.normalise_tag(t) for t in tags]
+    cleaned = list(dict.fromkeys(t for t in cleaned if t))
+    if not cleaned:
+        raise CaseInputError("give at least one tag")
+    return cleaned
+
+
+def _note(note: Any) -> str | None:
+    if note is None:
+        return None
+    if not isinstance(note, str):
+        raise CaseInputError('"note" must be text')
+    note = note.strip()
+    if len(note) > 10_000:
+        raise CaseInputError("a note is at most 10000 characters")
+    return note or None

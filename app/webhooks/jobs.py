@@ -104,10 +104,13 @@ def requeue_stranded(older_than_seconds: float) -> int:
 
 
 def sweep() -> int:
-    """RQ job: requeue stranded deliveries, then schedule the next sweep."""
+    """RQ job: apply inactivity rules, requeue stranded deliveries, schedule the next sweep."""
     with job_context():
         redis_connection().delete(SWEEPER_LOCK)
         try:
+            from app.cases.inactivity import sweep_inactivity  # idle cases: close or park
+
+            sweep_inactivity()  # logs (never raises) its own failures
             count = requeue_stranded(current_app.config["SWEEP_AFTER_SECONDS"])
             log.info("deliveries.swept", requeued=count)
             return count

@@ -34,6 +34,9 @@ class Endpoint(db.Model):
     #: For ``config`` endpoints: the file that declares it, relative to CASEHOOK_CONFIG_DIR.
     config_file: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    #: SHA-256 of the token for ``POST /api/cases/<id>/callback`` (app/cases/callbacks.py).
+    callback_token_hash: Mapped[str | None] = mapped_column(String(64))
+    callback_token_created_at: Mapped[datetime | None]
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="endpoint", lazy="dynamic")
 
