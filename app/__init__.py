@@ -75,11 +75,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(import_module(f"app.{feature}").bp)
     # Inbound routes authenticate by signature, so CSRF does not apply to them. Under
     # /api/ only session-authenticated writes need the CSRF token (accounts/auth.py).
-    csrf.exempt(webhooks_bp)
+    csrf.exempt("app.webhooks.routes.ingest")
     auth.make_public(health.bp)
     auth.init_app(app)
     register_cli(app)
     register_accounts_cli(app)
+    import_module("app.cases.cli").register_cli(app)  # flask cases, endpoints callback-token
 
     from app.templating import register_filters
 

@@ -6,4 +6,12 @@ from flask import Blueprint
 # bearer token, the console's browser with its session (and, on writes, the CSRF token).
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from app.api import cases, me  # noqa: E402, F401
+from app.api import (  # noqa: E402, F401
+    branches,
+    cases,
+    deliveries,
+    endpoints,
+    handoffs,
+    me,
+    outputs,
+)
