@@ -32,4 +32,7 @@ def relative_time(moment: datetime | None, now: datetime | None = None) -> Marku
 
 
 def register_filters(app: Flask) -> None:
+    from app.markdown import render_markdown
+
     app.jinja_env.filters["reltime"] = relative_time
+    app.jinja_env.filters["markdown"] = render_markdown

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from app.markdown import render_markdown
 from app.outputs.llm import LlmWriter, completions_url, llm_settings
-from app.outputs.markdown import render_markdown
 from app.outputs.writers import JARGON, KINDS, BuiltinWriter, get_writer
 
 # --- A realistic case: checkout errors after a deploy, three hypotheses --------------------------

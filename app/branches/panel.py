@@ -6,12 +6,10 @@ from typing import Any
 
 from flask import request
 from flask_login import current_user
-from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from app.branches import bp, service
-from app.branches.markdown import render_markdown
 from app.branches.models import BADGE_LABELS, Branch
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
@@ -91,12 +89,6 @@ def map_context(
 def provide(case: Case) -> dict[str, Any]:
     """The case page's branch panel (``?branch=<id>`` shows that branch's notes)."""
     return map_context(case, request.args.get("branch", type=int))
-
-
-@bp.app_template_filter("branch_markdown")
-def _branch_markdown(text: str | None) -> Markup:
-    """Markdown from notes and summaries, rendered safely (app/branches/markdown.py)."""
-    return render_markdown(text)
 
 
 @bp.app_template_filter("attachment_size")

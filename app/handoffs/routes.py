@@ -14,7 +14,6 @@ from typing import Any
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from jinja2 import TemplateNotFound
-from markupsafe import Markup
 
 from app import clock
 from app.accounts.auth import require_role
@@ -70,16 +69,6 @@ def provide(case: Case) -> dict:
 def duration_filter(seconds: Any) -> str:
     """``{{ 7500|duration }}`` → "2 h 5 min"."""
     return service.format_duration(seconds or 0)
-
-
-@bp.app_template_filter("handoff_markdown")
-def markdown_filter(text: str | None) -> Markup:
-    """Writer Markdown (briefings) as sanitised HTML: raw HTML off, then an allow-list."""
-    import nh3
-    from markdown_it import MarkdownIt
-
-    html = MarkdownIt("commonmark", {"html": False}).render(text or "")
-    return Markup(nh3.clean(html))
 
 
 def _panel(case: Case, *, oob: bool = False, **extra: Any) -> str:

@@ -24,7 +24,6 @@ from app.accounts.models import User
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import Case
-from app.events.models import CaseEvent
 from app.extensions import db
 from app.handoffs.models import INTENTS, PRIORITIES, TARGET_STATUS, Handoff
 from app.logs import log
@@ -488,59 +487,27 @@ def _written_by(writer: Any) -> str:
 
 
 def _branches(case: Case) -> list[dict]:
-    """The case's branches as the writer's branch dicts, from ``app.branches`` when it
-    provides ``branches_for_context``; [] until it does."""
-    try:
-        from app.branches.service import branches_for_context
-    except ImportError:
-        return []
+    """The case's branches as the writer's branch dicts."""
+    from app.branches.service import branches_for_context
+
     return list(branches_for_context(case) or [])
 
 
 def _writer_context(case: Case, branches: list[dict] | None = None) -> dict:
-    """The whole case as the writers take it (``app/outputs/writers.py`` docstring): case,
-    events, deliveries, branches, active branch, handoffs. Plain dicts only.
+    """The whole case as the writers take it (``app.outputs.context.case_context``), with
+    the handoffs carrying their snapshots and assessments."""
+    from app.outputs.context import case_context
 
-    ``app.outputs.context.case_context`` builds the same for the resolution outputs; it is
-    used when present so every writer call sees one shape, else this composes it."""
-    try:
-        from app.outputs.context import case_context
-    except ImportError:
-        pass
-    else:
-        return {
-            **case_context(case),
-            "handoffs": [_handoff_for_writer(h) for h in handoffs_of(case)],
-        }
-    from app.templating import as_utc
-    from app.webhooks.models import Delivery
+    context = case_context(case)
+    if branches is not None:
+        context["branches"] = branches
+    return context
 
-    events = list(
-        db.session.scalars(
-            db.select(CaseEvent)
-            .where(CaseEvent.case_id == case.id)
-            .order_by(CaseEvent.created_at, CaseEvent.id)
-        )
-    )
-    summaries = {e.delivery_pk: e.payload.get("summary") for e in events if e.delivery_pk}
-    deliveries = db.session.scalars(
-        db.select(Delivery).where(Delivery.case_id == case.id).order_by(Delivery.received_at)
-    )
-    return {
-        "case": case.to_dict(),
-        "events": [e.to_dict() for e in events],
-        "deliveries": [
-            {
-                "event_type": d.event_type,
-                "summary": summaries.get(d.id),
-                "received_at": as_utc(d.received_at).isoformat(),
-            }
-            for d in deliveries
-        ],
-        "branches": branches if branches is not None else _branches(case),
-        "active_branch_id": case.active_branch_id,
-        "handoffs": [_handoff_for_writer(h) for h in handoffs_of(case)],
-    }
+
+def handoffs_for_writer(case: Case) -> list[dict]:
+    """The case's handoffs, oldest first, as the writers take them (with snapshots and
+    assessments); ``app.outputs.context.case_context`` includes them."""
+    return [_handoff_for_writer(h) for h in handoffs_of(case)]
 
 
 def _handoff_for_writer(handoff: Handoff) -> dict:

@@ -55,42 +55,12 @@ def case_context(case: Case) -> dict:
 
 
 def _branches(case: Case) -> list[dict]:
-    try:
-        from app.branches.service import branches_for_context
-    except ImportError:  # the branch map is not part of this build
-        return []
+    from app.branches.service import branches_for_context  # late: branches import outputs
+
     return list(branches_for_context(case) or [])
 
 
-HANDOFF_KEYS = (
-    "id",
-    "intent",
-    "priority",
-    "notes",
-    "waiting_on",
-    "resume_at",
-    "to_user",
-    "created_by",
-    "created_at",
-    "claimed_by",
-    "claimed_at",
-    "snapshot",
-)
-
-
 def _handoffs(case: Case) -> list[dict]:
-    """The case's handoffs, oldest first, in the writer's shape (plus snapshot and users)."""
-    try:
-        from app.handoffs.models import Handoff
-    except ImportError:  # handoffs are not part of this build
-        return []
-    handoffs = db.session.scalars(
-        db.select(Handoff)
-        .where(Handoff.case_id == case.id)
-        .order_by(Handoff.created_at, Handoff.id)
-    ).all()
-    found = []
-    for handoff in handoffs:
-        data = handoff.to_dict()
-        found.append({key: data.get(key) for key in HANDOFF_KEYS})
-    return found
+    from app.handoffs.service import handoffs_for_writer  # late: handoffs import outputs
+
+    return handoffs_for_writer(case)

@@ -27,15 +27,9 @@ from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import Case
 from app.extensions import db
 from app.outputs import bp, service
-from app.outputs.markdown import render_markdown
 from app.outputs.models import ResolutionOutput
 from app.outputs.panel import panel_context
 from app.outputs.service import OutputConflict
-
-
-@bp.app_template_filter("output_markdown")
-def _output_markdown(text: str | None):
-    return render_markdown(text)
 
 
 @bp.get("/cases/<int:case_id>/outputs")

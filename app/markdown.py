@@ -1,7 +1,8 @@
-"""Markdown from users (notes, reasons), rendered to HTML that is safe to show.
+"""Markdown from people, payloads and writers (notes, briefings, outputs), rendered safely.
 
 markdown-it-py renders (raw HTML in the source stays text: ``html`` off), then nh3 keeps
 only harmless tags and attributes and drops ``javascript:`` links: defence in depth.
+Templates use it as the ``markdown`` filter (app/templating.py).
 """
 
 from __future__ import annotations
