@@ -36,7 +36,9 @@ DEAD_END_REASONS = {
 }
 WAITING_ON = "the docs team to confirm the correct spelling"
 SOLVED_REASON = "README.md had commmit with three m; corrected it"
-SUMMARY = "Fixed the misspelling in README.md (commmit to commit) and pushed it to the default branch"
+SUMMARY = (
+    "Fixed the misspelling in README.md (commmit to commit) and pushed it to the default branch"
+)
 ADDED_LINE = "Checked by the docs team after the fix."
 
 
@@ -139,12 +141,12 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
     assert f"You claimed case #{case_id}" in briefing_text
     assert "It is open again and assigned to you" in briefing_text
     assert WAITING_ON in briefing_text
-    print("BRIEFING:\n", briefing_text)
     page.get_by_role("link", name=f"Open case #{case_id} →").click()
     page.wait_for_url(f"**/cases/{case_id}")
     assert page.locator("#case-status").inner_text() == "open"
     assert page.locator("#case-assignee").inner_text() == f"{ENGINEER} (you)"
     assert f"claimed by {ENGINEER}" in page.locator("#handoff-panel").inner_text()
+    page.evaluate("window.notReloaded = true")
 
     # 8. Solve the third hypothesis, follow the offer, resolve.
     switch_to(third)
@@ -153,6 +155,7 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
     offer = page.locator(".branch-resolve")
     offer.wait_for()
     assert SOLVED_REASON in offer.inner_text()
+    assert page.evaluate("window.notReloaded") is True  # the map changed in place
     offer.get_by_role("link", name="Resolve the case").click()
     page.wait_for_url(f"**/cases/{case_id}#resolve")
     page.get_by_label("Resolve the case: what fixed it?").fill(SUMMARY)
@@ -184,7 +187,6 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
     editor = page.get_by_label("Markdown")
     original = editor.input_value()
     assert "## Rule out first" in original
-    print("KB:\n", original)
     edited = original.rstrip() + f"\n\n{ADDED_LINE}\n"
     editor.fill(edited)
     page.get_by_role("button", name="Save").click()
@@ -217,7 +219,6 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
         assert event in shown, (event, shown)
     order = [shown.index(e) for e in ("branch.forked", "case.parked", "case.claimed")]
     assert order == sorted(order)
-    print("TIMELINE", shown)
     assert shown.index("case.resolved") < shown.index("output.approved")
     assert f"By {ENGINEER}" in timeline.locator(".event-case-parked").inner_text()
 
