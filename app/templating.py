@@ -1,11 +1,24 @@
-"""Jinja filters shared by the console templates."""
+"""Jinja filters shared by the console templates, and the console's htmx-aware answers."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Flask
+from flask import Flask, Response, current_app, render_template, request
 from markupsafe import Markup, escape
+
+
+def htmx_response(body: str, status: int = 200) -> Response:
+    """``body`` answered with ``status``, marked as varying with ``HX-Request`` (htmx gets a
+    fragment where a plain request gets the full page)."""
+    response = current_app.make_response((body, status))
+    response.vary.add("HX-Request")
+    return response
+
+
+def page_or_fragment(page: str, fragment: str, status: int = 200, /, **context) -> Response:
+    """htmx requests get ``fragment``; others the full ``page`` (which includes it)."""
+    return htmx_response(render_template(fragment if request.htmx else page, **context), status)
 
 
 def as_utc(moment: datetime) -> datetime:

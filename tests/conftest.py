@@ -32,6 +32,7 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from app.accounts.models import User
 from app.accounts.service import create_token
+from app.cases.models import Case
 from app.config import normalise_database_url
 from app.extensions import db
 from app.queue import get_queue
@@ -149,6 +150,23 @@ def make_user(app, password_hash):
             return user.id
 
     return make
+
+
+def add_case(title: str, status: str, at) -> Case:
+    """A GitHub case of severity error created, updated and last changed ``at``; added and
+    flushed (inside an app context), not committed."""
+    case = Case(
+        title=title,
+        provider="github",
+        status=status,
+        severity="error",
+        created_at=at,
+        updated_at=at,
+        status_changed_at=at,
+    )
+    db.session.add(case)
+    db.session.flush()
+    return case
 
 
 def signed_in_client(app, user_id: int):

@@ -54,6 +54,19 @@ def error_of(response, status: int, error: str, *phrases: str) -> None:
         assert phrase in response.json["detail"]
 
 
+def changes_of(base: str, patch: dict) -> list[tuple[str, str, dict | None]]:
+    """``(method, path, body)`` of every admin change to the endpoint at ``base`` (``patch``
+    the body of its PATCH): the calls refused to other roles and to config endpoints."""
+    return [
+        ("PATCH", base, patch),
+        ("DELETE", base, None),
+        ("POST", f"{base}/rotate-secret", None),
+        ("POST", f"{base}/commands", COMMAND),
+        ("PATCH", f"{base}/commands/github.open", {"enabled": False}),
+        ("DELETE", f"{base}/commands/github.open", None),
+    ]
+
+
 def sender_for(app, client, endpoint: dict) -> GitHubSender:
     """A GitHubSender posting to an endpoint made through the API."""
     sender = GitHubSender.__new__(GitHubSender)
@@ -149,12 +162,7 @@ def test_viewer_and_engineer_cannot_change_endpoints(app, viewer, engineer, admi
     for call, role in ((viewer, "viewer"), (engineer, "engineer")):
         for method, path, body in (
             ("POST", "/api/endpoints", {"provider": "github", "name": "y"}),
-            ("PATCH", base, {"name": "z"}),
-            ("DELETE", base, None),
-            ("POST", f"{base}/rotate-secret", None),
-            ("POST", f"{base}/commands", COMMAND),
-            ("PATCH", f"{base}/commands/github.open", {"enabled": False}),
-            ("DELETE", f"{base}/commands/github.open", None),
+            *changes_of(base, {"name": "z"}),
         ):
             error_of(
                 call(method, path, body),
@@ -461,14 +469,7 @@ def test_config_endpoints_are_read_only(app, admin, tmp_path, monkeypatch):
         "masked": "from $CASEHOOK_TEST_API_SECRET",
     }
     base = "/api/endpoints/gh-team"
-    for method, path, body in (
-        ("PATCH", base, {"name": "x"}),
-        ("DELETE", base, None),
-        ("POST", f"{base}/rotate-secret", None),
-        ("POST", f"{base}/commands", COMMAND),
-        ("PATCH", f"{base}/commands/github.open", {"enabled": False}),
-        ("DELETE", f"{base}/commands/github.open", None),
-    ):
+    for method, path, body in changes_of(base, {"name": "x"}):
         error_of(
             admin(method, path, body),
             409,

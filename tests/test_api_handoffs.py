@@ -10,7 +10,7 @@ from app import clock
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
-from tests.conftest import BOTH_DATABASES
+from tests.conftest import BOTH_DATABASES, add_case
 
 
 @pytest.fixture(autouse=True)
@@ -43,17 +43,7 @@ def tokens(api_token):
 
 def _case(app, title="Disk full on db-1", status="open", minutes_ago=60) -> int:
     with app.app_context():
-        at = clock.now() - timedelta(minutes=minutes_ago)
-        case = Case(
-            title=title,
-            provider="github",
-            status=status,
-            severity="error",
-            created_at=at,
-            updated_at=at,
-            status_changed_at=at,
-        )
-        db.session.add(case)
+        case = add_case(title, status, clock.now() - timedelta(minutes=minutes_ago))
         db.session.commit()
         return case.id
 

@@ -26,7 +26,7 @@ from app.handoffs.service import (
     format_duration,
     queue,
 )
-from tests.conftest import BOTH_DATABASES
+from tests.conftest import BOTH_DATABASES, add_case
 from tests.test_browser import browser_page, live_server  # noqa: F401  (browser fixtures)
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -90,18 +90,7 @@ def _user(email: str, role: str = "engineer", active: bool = True) -> User:
 
 
 def _case(title: str = "Disk full on db-1", status: str = "open", at: datetime = T0) -> Case:
-    case = Case(
-        title=title,
-        provider="github",
-        status=status,
-        severity="error",
-        created_at=at,
-        updated_at=at,
-        status_changed_at=at,
-    )
-    db.session.add(case)
-    db.session.flush()
-    return case
+    return add_case(title, status, at)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from flask import Flask, current_app
@@ -21,6 +23,15 @@ def _user(email: str) -> User:
     if user is None:
         raise click.ClickException(f"there is no user {email!r}; see `flask users list`")
     return user
+
+
+@contextmanager
+def _account_errors() -> Iterator[None]:
+    """A refusal of the accounts service (``AccountError``) as a CLI error (exit status 1)."""
+    try:
+        yield
+    except service.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @users_cli.command("bootstrap")
@@ -47,10 +58,8 @@ def bootstrap_command() -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"id", "email", "role", "password"}.')
 def create_command(email: str, role: str, password: str | None, as_json: bool) -> None:
     """Create a user with a role (viewer, engineer or admin)."""
-    try:
+    with _account_errors():
         user, password_used = service.create_user(email, role, password)
-    except service.AccountError as exc:
-        raise click.ClickException(str(exc)) from None
     shown = None if password else password_used
     if as_json:
         click.echo(
@@ -87,10 +96,8 @@ def set_password_command(email: str, password: str | None) -> None:
     """Set a user's password (e.g. a forgotten one)."""
     user = _user(email)
     new = password or service.generate_password()
-    try:
+    with _account_errors():
         service.set_password(user, new)
-    except service.AccountError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"Password of {user.email} changed.")
     if not password:
         click.echo(f"  Password: {new}   (shown only now)")
@@ -103,10 +110,8 @@ def set_password_command(email: str, password: str | None) -> None:
 def tokens_create_command(email: str, name: str, as_json: bool) -> None:
     """Create an API token; it acts as the user, with the user's role."""
     user = _user(email)
-    try:
+    with _account_errors():
         token, clear = service.create_token(user, name)
-    except service.AccountError as exc:
-        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps({"token": clear, "prefix": token.prefix, "user": user.email}))
         return

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import (
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -20,6 +19,7 @@ from app.accounts.auth import public, require_role, safe_next
 from app.accounts.forms import LoginForm, PasswordForm, TokenForm, UserForm
 from app.accounts.models import ROLES, ApiToken, User
 from app.extensions import db
+from app.templating import page_or_fragment
 
 BAD_CREDENTIALS = "That email and password do not match an active account."
 
@@ -27,15 +27,6 @@ BAD_CREDENTIALS = "That email and password do not match an active account."
 def _me() -> User:
     """The signed-in user as a model object (``current_user`` is a proxy)."""
     return current_user._get_current_object()  # type: ignore[attr-defined]
-
-
-def _page_or_fragment(page: str, fragment: str, status: int = 200, **context: Any):
-    """htmx requests get the ``fragment``; others the full ``page`` (which includes it)."""
-    response = current_app.make_response(
-        (render_template(fragment if request.htmx else page, **context), status)
-    )
-    response.vary.add("HX-Request")
-    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -98,7 +89,7 @@ def account():
 
 
 def _tokens(form: TokenForm | None = None, new_token: str | None = None, status: int = 200):
-    return _page_or_fragment(
+    return page_or_fragment(
         "accounts/tokens.html",
         "accounts/_tokens.html",
         status,
@@ -151,7 +142,7 @@ def _users(
     status: int = 200,
 ):
     users = db.session.scalars(db.select(User).order_by(User.created_at, User.id)).all()
-    return _page_or_fragment(
+    return page_or_fragment(
         "accounts/users.html",
         "accounts/_users.html",
         status,

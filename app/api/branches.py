@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.accounts.auth import require_role
 from app.api import bp
+from app.api.common import case_or_404, json_body
 from app.branches import service
 from app.branches.models import Attachment, Branch, BranchNote
 from app.branches.panel import prepare
@@ -37,7 +38,7 @@ def list_branches(case_id: int):
     """The branch map: ``{"case_id", "active_branch_id", "branch_count", "branch_limit",
     "tree": branch-with-"children", "branches": [branch...] (map order),
     "active_branch": branch-with-"notes"-and-"siblings"}``. See ``_branch`` for a branch."""
-    case = _case(case_id)
+    case = case_or_404(case_id)
     active = prepare(case)
     branches = service.branches_of(case, with_notes=True)
     return jsonify(
@@ -55,7 +56,7 @@ def list_branches(case_id: int):
 @require_role("viewer")
 def get_branch(case_id: int, branch_id: int):
     """One branch with its ``notes`` and its ``siblings``' summaries (dead ends first)."""
-    case = _case(case_id)
+    case = case_or_404(case_id)
     active = prepare(case)
     return jsonify(_branch_detail(_get_branch(case, branch_id), active.id))
 
@@ -65,8 +66,8 @@ def get_branch(case_id: int, branch_id: int):
 def fork_branch(case_id: int):
     """Fork the active branch. Body ``{"reason": str, "options": [{"label", "description"}]}``
     (2 to 10 options). 201 ``{"parent": branch, "children": [branch...]}``."""
-    case = _case(case_id)
-    body = _json_body()
+    case = case_or_404(case_id)
+    body = json_body()
     children = _do(lambda: service.fork(case, body.get("reason"), body.get("options"),
                                         actor=current_user))  # fmt: skip
     active_id = case.active_branch_id
@@ -81,7 +82,7 @@ def fork_branch(case_id: int):
 def switch_branch(case_id: int, branch_id: int):
     """Make the branch the active one. 200 ``{"branch": branch, "previous_branch_id"}``;
     409 for a dead end (revive it first) or the branch already active."""
-    case = _case(case_id)
+    case = case_or_404(case_id)
     branch = _get_branch(case, branch_id)
     previous = _do(lambda: service.switch(case, branch, actor=current_user))
     return jsonify(branch=_branch(branch, case.active_branch_id), previous_branch_id=previous.id)
@@ -93,9 +94,9 @@ def update_branch(case_id: int, branch_id: int):
     """Conclude a branch. Body ``{"status": "dead_end"|"solved", "reason": str}``.
     200 ``{"branch": branch, "offer_resolve": bool, "resolve_url": str|null}``: after
     solving, ``offer_resolve`` says the case can now be resolved at ``resolve_url``."""
-    case = _case(case_id)
+    case = case_or_404(case_id)
     branch = _get_branch(case, branch_id)
-    body = _json_body()
+    body = json_body()
     status = body.get("status")
     if not isinstance(status, str):
         abort(400, description='send {"status": "dead_end"|"solved", "reason": "..."}')
@@ -113,9 +114,9 @@ def update_branch(case_id: int, branch_id: int):
 def revive_branch(case_id: int, branch_id: int):
     """Revive a dead end. Body ``{"evidence_from_branch_id": int, "evidence": str}``.
     200 ``{"branch": branch}``; 409 when the branch is not a dead end."""
-    case = _case(case_id)
+    case = case_or_404(case_id)
     branch = _get_branch(case, branch_id)
-    body = _json_body()
+    body = json_body()
     source_id = body.get("evidence_from_branch_id")
     if source_id is None:
         abort(400, description="evidence_from_branch_id is required: the branch the "
@@ -133,7 +134,7 @@ def add_branch_note(case_id: int, branch_id: int):
     """Add a note: JSON ``{"text": str}``, or multipart with a ``text`` field and files in
     ``files`` (or ``file``). 201 ``{"note": note, "branch": branch}``; 413 for a file over
     the attachment limit."""
-    case = _case(case_id)
+    case = case_or_404(case_id)
     branch = _get_branch(case, branch_id)
     if request.mimetype == "multipart/form-data":
         try:
@@ -148,7 +149,7 @@ def add_branch_note(case_id: int, branch_id: int):
             ))  # fmt: skip
         files = [f for f in uploads if f and f.filename]
     else:
-        text, files = _json_body().get("text"), []
+        text, files = json_body().get("text"), []
     note = _do(lambda: service.add_note(branch, text, files, actor=current_user))
     return jsonify(note=_note(note), branch=_branch(branch, case.active_branch_id)), 201
 
@@ -265,22 +266,11 @@ def _do(action):
     return result
 
 
-def _case(case_id: int) -> Case:
-    return db.get_or_404(Case, case_id, description=f"there is no case {case_id}")
-
-
 def _get_branch(case: Case, branch_id: int) -> Branch:
     branch = service.get_branch(case, branch_id)
     if branch is None:
         abort(404, description=f"case #{case.id} has no branch {branch_id}")
     return branch
-
-
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="send a JSON object (Content-Type: application/json)")
-    return body
 
 
 def _iso(moment) -> str | None:

@@ -3,16 +3,23 @@ per-endpoint token-protected ``callback``, and the ``summary`` for dashboards.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from flask import abort, current_app, jsonify, request
 from flask_login import current_user
 
 from app.accounts.auth import public, require_role
 from app.api import bp
-from app.cases import callbacks, lifecycle, service
+from app.api.common import SEND_JSON_OBJECT, case_or_404, illegal_transition, json_body
+from app.cases import callbacks, service
 from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import Case
 from app.cases.queries import CaseFilters, case_summary, search_cases
 from app.extensions import db
+
+T = TypeVar("T")
+JSON_EXAMPLE = f'{SEND_JSON_OBJECT}, e.g. {{"action": "close"}}'
 
 
 def _filters() -> CaseFilters:
@@ -56,7 +63,7 @@ def summary():
 @require_role("viewer")
 def get_case(case_id: int):
     """One case with its events (oldest first): ``{...case, "events": [event...]}``."""
-    case = _case(case_id)
+    case = case_or_404(case_id)
     return jsonify({**case.to_dict(), "events": [event.to_dict() for event in case.events]})
 
 
@@ -73,10 +80,11 @@ def handle(case_id: int):
     ``400`` bad input; ``409 {"error": "illegal_transition", "detail", "status",
     "allowed": [status...]}`` when the case's status does not allow it.
     """
-    case = _case(case_id)
-    body = _json_body()
-    try:
-        events = service.handle(
+    case = case_or_404(case_id)
+    body = json_body(JSON_EXAMPLE)
+    events = _commit(
+        case,
+        lambda: service.handle(
             case,
             str(body.get("action") or ""),
             actor=current_user,
@@ -85,14 +93,8 @@ def handle(case_id: int):
             tags=body.get("tags"),
             reason=body.get("reason"),
             note=body.get("note"),
-        )
-    except TransitionError as exc:
-        db.session.rollback()
-        return _illegal(case_id, exc)
-    except CaseInputError as exc:
-        db.session.rollback()
-        abort(400, str(exc))
-    db.session.commit()
+        ),
+    )
     return jsonify(
         case=case.to_dict(), events=[event.to_dict() for event in events], changed=bool(events)
     )
@@ -113,7 +115,7 @@ def callback(case_id: int):
     token = _bearer()
     if token is None:
         return _unauthorized("send Authorization: Bearer <callback token of the case's endpoint>")
-    case = _case(case_id)
+    case = case_or_404(case_id)
     endpoint = case.endpoint
     if endpoint is None or not callbacks.token_matches(endpoint, token):
         return _unauthorized(
@@ -122,15 +124,8 @@ def callback(case_id: int):
         )
     if not endpoint.enabled:
         abort(410, f"endpoint {endpoint.id} is disabled; its cases take no callbacks")
-    try:
-        result = callbacks.apply_callback(case, _json_body(), endpoint=endpoint)
-    except TransitionError as exc:
-        db.session.rollback()
-        return _illegal(case_id, exc)
-    except CaseInputError as exc:
-        db.session.rollback()
-        abort(400, str(exc))
-    db.session.commit()
+    body = json_body(JSON_EXAMPLE)
+    result = _commit(case, lambda: callbacks.apply_callback(case, body, endpoint=endpoint))
     return jsonify(
         case=case.to_dict(),
         changed=result.changed,
@@ -139,27 +134,19 @@ def callback(case_id: int):
     )
 
 
-def _case(case_id: int) -> Case:
-    return db.get_or_404(Case, case_id, description=f"there is no case {case_id}")
-
-
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, 'send a JSON object (Content-Type: application/json), e.g. {"action": "close"}')
-    return body
-
-
-def _illegal(case_id: int, exc: TransitionError):
-    status = db.session.get(Case, case_id).status
-    response = jsonify(
-        error="illegal_transition",
-        detail=str(exc),
-        status=status,
-        allowed=list(lifecycle.allowed_from(status)),
-    )
-    response.status_code = 409
-    return response
+def _commit(case: Case, change: Callable[[], T]) -> T:
+    """``change()`` committed; rolled back and answered 409 (``illegal_transition``) or 400
+    when the case refuses it."""
+    try:
+        result = change()
+    except TransitionError as exc:
+        db.session.rollback()
+        abort(illegal_transition(case, exc))
+    except CaseInputError as exc:
+        db.session.rollback()
+        abort(400, str(exc))
+    db.session.commit()
+    return result
 
 
 def _bearer() -> str | None:

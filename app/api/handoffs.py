@@ -18,6 +18,7 @@ from flask_login import current_user
 from app.accounts.auth import require_role
 from app.accounts.models import User
 from app.api import bp
+from app.api.common import case_or_404, json_body
 from app.cases import lifecycle
 from app.cases.lifecycle import TransitionError
 from app.cases.models import Case
@@ -27,10 +28,6 @@ from app.handoffs.models import INTENTS, Handoff
 from app.handoffs.service import HandoffConflict, HandoffInputError
 
 FIELDS = ("intent", "notes", "priority", "waiting_on", "resume_at", "to_user", "next_step")
-
-
-def _case(case_id: int) -> Case:
-    return db.get_or_404(Case, case_id, description=f"there is no case {case_id}")
 
 
 def _with_case(handoff: Handoff) -> dict:
@@ -73,14 +70,11 @@ def create_handoff(case_id: int):
 
     201 with the handoff (``Location`` names it); the case is parked/escalated.
     """
-    case = _case(case_id)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(
-            400,
-            description='send a JSON object: {"intent": "park"|"escalate", '
-            '"notes": "...", "priority": "normal"|"elevated"}',
-        )
+    case = case_or_404(case_id)
+    body = json_body(
+        'send a JSON object: {"intent": "park"|"escalate", '
+        '"notes": "...", "priority": "normal"|"elevated"}'
+    )
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         abort(400, description=f"unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
@@ -113,7 +107,7 @@ def create_handoff(case_id: int):
 @require_role("viewer")
 def list_handoffs(case_id: int):
     """``{"handoffs": [handoff...], "pending_id": int|None}``, oldest first."""
-    case = _case(case_id)
+    case = case_or_404(case_id)
     pending = service.pending_handoff(case)
     return jsonify(
         handoffs=[h.to_dict() for h in service.handoffs_of(case)],

@@ -21,9 +21,8 @@ from flask_login import current_user
 
 from app.accounts.auth import require_role
 from app.api import bp
-from app.cases import lifecycle
+from app.api.common import SEND_JSON_OBJECT, case_or_404, illegal_transition, json_body
 from app.cases.lifecycle import CaseInputError, TransitionError
-from app.cases.models import Case
 from app.extensions import db
 from app.outputs import service
 from app.outputs.jobs import writing_state
@@ -37,7 +36,7 @@ QUEUE_DOWN = "the job queue is unreachable; ask again with POST /api/cases/{id}/
 @bp.post("/cases/<int:case_id>/resolve")
 @require_role("engineer")
 def resolve_case(case_id: int):
-    case = _case(case_id)
+    case = case_or_404(case_id)
     body = _body('{"summary": "what fixed it"}')
     summary = body.get("summary")
     if not isinstance(summary, str) or not summary.strip():
@@ -46,7 +45,7 @@ def resolve_case(case_id: int):
         resolution = service.resolve_case(case, summary, actor=current_user)
     except TransitionError as exc:
         db.session.rollback()
-        return _illegal(case, exc)
+        return illegal_transition(case, exc)
     except CaseInputError as exc:
         db.session.rollback()
         abort(400, description=str(exc))
@@ -59,7 +58,7 @@ def resolve_case(case_id: int):
 @bp.get("/cases/<int:case_id>/outputs")
 @require_role("viewer")
 def list_outputs(case_id: int):
-    case = _case(case_id)
+    case = case_or_404(case_id)
     outputs = service.outputs_of(case)
     state = writing_state(case.id, since=max((o.generated_at for o in outputs), default=None))
     status = state["state"]
@@ -74,7 +73,7 @@ def list_outputs(case_id: int):
 @bp.post("/cases/<int:case_id>/outputs")
 @require_role("engineer")
 def write_outputs(case_id: int):
-    case = _case(case_id)
+    case = case_or_404(case_id)
     try:
         queued = service.request_write(case, actor=current_user)
     except OutputConflict as exc:
@@ -139,31 +138,12 @@ def download_output(case_id: int, output_id: int):
 # ---------------------------------------------------------------------------------------------
 
 
-def _case(case_id: int) -> Case:
-    return db.get_or_404(Case, case_id, description=f"there is no case {case_id}")
-
-
 def _output(case_id: int, output_id: int) -> ResolutionOutput:
-    output = service.get_output(_case(case_id), output_id)
+    output = service.get_output(case_or_404(case_id), output_id)
     if output is None:
         abort(404, description=f"case {case_id} has no output {output_id}")
     return output
 
 
 def _body(example: str) -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description=f"send a JSON object (Content-Type: application/json): {example}")
-    return body
-
-
-def _illegal(case: Case, exc: TransitionError):
-    """409 naming the statuses allowed from here (as ``/api/cases/<id>/handle`` does)."""
-    response = jsonify(
-        error="illegal_transition",
-        detail=str(exc),
-        status=case.status,
-        allowed=list(lifecycle.allowed_from(case.status)),
-    )
-    response.status_code = 409
-    return response
+    return json_body(f"{SEND_JSON_OBJECT}: {example}")

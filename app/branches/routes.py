@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -22,6 +22,7 @@ from app.branches.panel import map_context
 from app.branches.service import BranchError
 from app.cases.models import Case
 from app.extensions import db
+from app.templating import htmx_response
 
 #: Sent after every branch action: ``case-changed`` is what the case page's panels listen
 #: for (``hx-trigger="case-changed[detail.source !== '...'] from:body"``).
@@ -157,14 +158,11 @@ def _render(
     status: int = 200,
 ):
     context = map_context(case, focus, errors=errors, values=values)
-    response = current_app.make_response(
-        (render_template("branches/_map.html", case=case, **context), status)
-    )
+    response = htmx_response(render_template("branches/_map.html", case=case, **context), status)
     if request.method == "POST" and status == 200:
         # The case page's convention: the actions panel (header, timeline) and the other
         # panels reload themselves; the map skips its own announcement (source).
         response.headers["HX-Trigger"] = CASE_CHANGED
-    response.vary.add("HX-Request")
     return response
 
 

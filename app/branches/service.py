@@ -277,13 +277,12 @@ def fork(case: Case, reason: str, options: Sequence[dict], actor: Any = None) ->
     db.session.flush()
     parent.updated_at = case.updated_at = now
     labels = ", ".join(label for label, _ in cleaned)
-    record_event(
+    _record(
         case,
+        parent,
         "branch.forked",
-        actor=_actor(actor),
-        payload={
-            "branch_id": parent.id,
-            "branch": parent.label,
+        actor,
+        {
             "reason": reason,
             "children": [{"id": c.id, "label": c.label} for c in children],
             "summary": f"Forked {parent.label!r} into {len(children)} hypotheses: {labels}",
@@ -311,13 +310,12 @@ def switch(case: Case, branch: Branch, actor: Any = None) -> Branch:
         branch.status = "active"
     branch.updated_at = case.updated_at = now
     case.active_branch_id = branch.id
-    record_event(
+    _record(
         case,
+        branch,
         "branch.switched",
-        actor=_actor(actor),
-        payload={
-            "branch_id": branch.id,
-            "branch": branch.label,
+        actor,
+        {
             "from_branch_id": previous.id,
             "from": previous.label,
             "summary": f"Switched from {previous.label!r} to {branch.label!r}",
@@ -369,13 +367,12 @@ def set_status(branch: Branch, status: str, reason: str, actor: Any = None) -> b
     branch.updated_at = case.updated_at = now
     refresh_summary(branch)
     verdict = "a dead end" if status == "dead_end" else "solved"
-    record_event(
+    _record(
         case,
+        branch,
         "branch.status_changed",
-        actor=_actor(actor),
-        payload={
-            "branch_id": branch.id,
-            "branch": branch.label,
+        actor,
+        {
             "from": previous,
             "to": status,
             "reason": reason,
@@ -415,13 +412,12 @@ def revive(
     branch.revived_from = evidence_from_branch
     branch.updated_at = case.updated_at = now
     refresh_summary(branch)
-    record_event(
+    _record(
         case,
+        branch,
         "branch.revived",
-        actor=_actor(actor),
-        payload={
-            "branch_id": branch.id,
-            "branch": branch.label,
+        actor,
+        {
             "evidence_from_branch_id": evidence_from_branch.id,
             "evidence_from": evidence_from_branch.label,
             "evidence": evidence,
@@ -475,13 +471,12 @@ def add_note(branch: Branch, text: str, files: Iterable[Any] = (), actor: Any = 
     branch.updated_at = case.updated_at = now
     refresh_summary(branch)
     names = [a.filename for a in note.attachments]
-    record_event(
+    _record(
         case,
+        branch,
         "note.added",
-        actor=_actor(actor),
-        payload={
-            "branch_id": branch.id,
-            "branch": branch.label,
+        actor,
+        {
             "note_id": note.id,
             "attachments": names,
             "summary": f"Note on {branch.label!r}: "
@@ -626,6 +621,16 @@ def _excerpt(text: str, length: int = 160) -> str:
 
 def _actor(actor: Any) -> str | None:
     return getattr(actor, "email", None) or (actor if isinstance(actor, str) else None)
+
+
+def _record(case: Case, branch: Branch, kind: str, actor: Any, payload: dict) -> None:
+    """Write the ``kind`` event on ``case``; its payload names ``branch`` first."""
+    record_event(
+        case,
+        kind,
+        actor=_actor(actor),
+        payload={"branch_id": branch.id, "branch": branch.label, **payload},
+    )
 
 
 def _iso(moment: Any) -> str | None:

@@ -181,21 +181,9 @@ def handle(
             )
         return [lifecycle.transition(case, "closed", actor=actor, reason=reason, payload=extra)]
     if action == "reopen":
-        if case.status not in ("resolved", "closed"):
-            allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
-            raise lifecycle.TransitionError(
-                f"only resolved or closed cases can be reopened; this case is {case.status} "
-                f"(allowed from {case.status}: {allowed})"
-            )
-        return [lifecycle.transition(case, "open", actor=actor, payload=extra)]
+        return [_back_to_open(case, ("resolved", "closed"), "reopened", actor, extra)]
     if action == "resume":
-        if case.status not in ("parked", "escalated"):
-            allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
-            raise lifecycle.TransitionError(
-                f"only parked or escalated cases can be resumed; this case is {case.status} "
-                f"(allowed from {case.status}: {allowed})"
-            )
-        return [lifecycle.transition(case, "open", actor=actor, payload=extra)]
+        return [_back_to_open(case, ("parked", "escalated"), "resumed", actor, extra)]
     if action in ("assign", "unassign"):
         assignee = find_assignee(user, me=actor) if action == "assign" else None
         if (assignee.id if assignee else None) == case.assignee_id:
@@ -217,6 +205,20 @@ def handle(
             return []
         return [lifecycle.set_tags(case, remove=wanted, actor=actor)]
     raise CaseInputError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+
+
+def _back_to_open(
+    case: Case, sources: tuple[str, str], verb: str, actor: Any, extra: dict | None
+) -> Any:
+    """``case`` back to ``open``, allowed only from the two ``sources`` statuses (the message
+    says the case was not ``verb``, and what its status allows)."""
+    if case.status not in sources:
+        allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
+        raise lifecycle.TransitionError(
+            f"only {sources[0]} or {sources[1]} cases can be {verb}; this case is {case.status} "
+            f"(allowed from {case.status}: {allowed})"
+        )
+    return lifecycle.transition(case, "open", actor=actor, payload=extra)
 
 
 def handle_many(case_ids: list[int], action: str, **options: Any) -> dict:

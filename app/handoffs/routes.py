@@ -26,7 +26,7 @@ from app.extensions import db
 from app.handoffs import bp, service
 from app.handoffs.models import INTENTS, PRIORITIES, Handoff
 from app.handoffs.service import HandoffConflict, HandoffInputError
-from app.templating import as_utc
+from app.templating import as_utc, htmx_response
 
 #: Form fields each intent reads; the modal shows all, CSS hides the other intent's.
 FIELDS = {
@@ -98,9 +98,7 @@ CASE_CHANGED = json.dumps({"case-changed": {"source": "handoffs"}})
 @require_role("viewer")
 def panel(case_id: int):
     """The handoff panel alone: it reloads itself when another feature changes the case."""
-    response = current_app.make_response(_panel(_case_or_404(case_id)))
-    response.vary.add("HX-Request")
-    return response
+    return htmx_response(_panel(_case_or_404(case_id)))
 
 
 # -- the modal -----------------------------------------------------------------------------
@@ -133,9 +131,7 @@ def _modal(
         "pending": service.pending_handoff(case),
     }
     template = "handoffs/_modal.html" if request.htmx else "handoffs/new.html"
-    response = current_app.make_response((render_template(template, **context), status))
-    response.vary.add("HX-Request")
-    return response
+    return htmx_response(render_template(template, **context), status)
 
 
 def _case_or_404(case_id: int) -> Case:

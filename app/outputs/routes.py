@@ -30,6 +30,7 @@ from app.outputs import bp, service
 from app.outputs.models import ResolutionOutput
 from app.outputs.panel import panel_context
 from app.outputs.service import OutputConflict
+from app.templating import htmx_response
 
 
 @bp.get("/cases/<int:case_id>/outputs")
@@ -182,9 +183,7 @@ def _panel(case: Case, status: int = 200, *, timeline: bool = False, **context: 
     if timeline or panel["resolution_refresh_timeline"]:
         db.session.expire(case, ["events"])
         html += render_template("outputs/_timeline_oob.html", case=case)
-    response = current_app.make_response((html, status))
-    response.vary.add("HX-Request")
-    return response
+    return htmx_response(html, status)
 
 
 def _done(case: Case, tab: str | None, *, notice: str | None = None, timeline: bool = False):

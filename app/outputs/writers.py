@@ -132,13 +132,19 @@ def _day(value: Any) -> str | None:
     return f"{moment.astimezone(UTC).day} {moment.astimezone(UTC):%B %Y}" if moment else None
 
 
-def _duration(seconds: Any) -> str | None:
-    """``2 h 5 min``; None for no time at all."""
+def _minute_or_more(seconds: Any) -> int | None:
+    """``seconds`` as a whole number when it is at least a minute; else None."""
     try:
         seconds = int(seconds or 0)
     except (TypeError, ValueError):
         return None
-    if seconds < 60:
+    return seconds if seconds >= 60 else None
+
+
+def _duration(seconds: Any) -> str | None:
+    """``2 h 5 min``; None for no time at all."""
+    seconds = _minute_or_more(seconds)
+    if seconds is None:
         return None
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -153,11 +159,8 @@ def _duration(seconds: Any) -> str | None:
 
 def _plain_duration(seconds: Any) -> str | None:
     """``about 3 hours`` (for people outside the team)."""
-    try:
-        seconds = int(seconds or 0)
-    except (TypeError, ValueError):
-        return None
-    if seconds < 60:
+    seconds = _minute_or_more(seconds)
+    if seconds is None:
         return None
     for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
         if seconds >= size:

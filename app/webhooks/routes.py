@@ -10,6 +10,7 @@ from flask import abort, current_app, jsonify, render_template, request
 
 from app.accounts.auth import public, require_role
 from app.extensions import db
+from app.templating import htmx_response
 from app.webhooks import bp
 from app.webhooks.ingest import receive
 from app.webhooks.models import Delivery
@@ -33,11 +34,7 @@ def delivery(delivery_pk: str):
     """Console: one stored delivery, headers and raw body (full page or ``_delivery`` part)."""
     stored = db.get_or_404(Delivery, delivery_pk, description="no such delivery")
     template = "webhooks/_delivery.html" if request.htmx else "webhooks/delivery.html"
-    response = current_app.make_response(
-        render_template(template, delivery=stored, replay_refusal=replay_refusal)
-    )
-    response.vary.add("HX-Request")
-    return response
+    return htmx_response(render_template(template, delivery=stored, replay_refusal=replay_refusal))
 
 
 from app.webhooks import views_deliveries, views_endpoints  # noqa: E402, F401

@@ -3,7 +3,7 @@ run and the test delivery.
 
 Viewers and engineers read; admins manage (``require_role("admin")`` on every change). The
 dry run changes nothing, so every role may run it. Endpoints owned by a config file are shown
-read-only. Each view answers the full page, or its fragment to htmx (``_page_or_fragment``);
+read-only. Each view answers the full page, or its fragment to htmx (``page_or_fragment``);
 forms with errors answer 422 with the fragment showing them inline.
 """
 
@@ -15,6 +15,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 
 from app.accounts.auth import require_role
 from app.extensions import db
+from app.templating import htmx_response, page_or_fragment
 from app.webhooks import bp, forms
 from app.webhooks.cli import endpoint_url
 from app.webhooks.commands import ACTIONS, OPS
@@ -46,13 +47,8 @@ from app.webhooks.views_support import (
 )
 
 
-def _page_or_fragment(page: str, fragment: str, status: int = 200, **context: Any):
-    """htmx requests get ``fragment``; others the full ``page`` (which includes it)."""
-    response = current_app.make_response(
-        (render_template(fragment if request.htmx else page, **context), status)
-    )
-    response.vary.add("HX-Request")
-    return response
+def _render(template: str, status: int = 200, /, **context: Any):
+    return htmx_response(render_template(template, **context), status)
 
 
 def _endpoint(endpoint_id: str) -> Endpoint:
@@ -69,7 +65,7 @@ def _refuse(error: ManageError):
 
 def _endpoints(status: int = 200, **context: Any):
     context.setdefault("values", {"provider": "github", "name": "", "secret": ""})
-    return _page_or_fragment(
+    return page_or_fragment(
         "webhooks/endpoints.html",
         "webhooks/_endpoints.html",
         status,
@@ -139,33 +135,23 @@ def _endpoint_page(endpoint: Endpoint, status: int = 200, **context: Any):
     (``values``, ``errors``, ``new_secret``, ``saved``), ``command_form``, ``dry``, ``test``."""
     settings_keys = ("values", "errors", "new_secret", "saved")
     settings_extra = {k: context.pop(k) for k in settings_keys if k in context}
-    response = current_app.make_response(
-        (
-            render_template(
-                "webhooks/endpoint.html",
-                **_settings_context(endpoint, **settings_extra),
-                commands=command_views(endpoint),
-                choices=dry_run_choices(endpoint),
-                fixtures=fixture_names(endpoint.provider),
-                fixtures_folder=fixtures_dir() / endpoint.provider,
-                **context,
-            ),
-            status,
-        )
+    return _render(
+        "webhooks/endpoint.html",
+        status,
+        **_settings_context(endpoint, **settings_extra),
+        commands=command_views(endpoint),
+        choices=dry_run_choices(endpoint),
+        fixtures=fixture_names(endpoint.provider),
+        fixtures_folder=fixtures_dir() / endpoint.provider,
+        **context,
     )
-    response.vary.add("HX-Request")
-    return response
 
 
 def _part(endpoint: Endpoint, fragment: str, status: int = 200, **context: Any):
     """htmx gets ``fragment`` (with ``context``); others the endpoint page showing it."""
     if not request.htmx:
         return _endpoint_page(endpoint, status, **context)
-    response = current_app.make_response(
-        (render_template(fragment, endpoint=endpoint, **context), status)
-    )
-    response.vary.add("HX-Request")
-    return response
+    return _render(fragment, status, endpoint=endpoint, **context)
 
 
 @bp.get("/endpoints/<endpoint_id>")
@@ -178,16 +164,9 @@ def endpoint(endpoint_id: str):
 def _settings(endpoint: Endpoint, status: int = 200, **context: Any):
     if not request.htmx:
         return _endpoint_page(endpoint, status, **context)
-    response = current_app.make_response(
-        (
-            render_template(
-                "webhooks/_endpoint_settings.html", **_settings_context(endpoint, **context)
-            ),
-            status,
-        )
+    return _render(
+        "webhooks/_endpoint_settings.html", status, **_settings_context(endpoint, **context)
     )
-    response.vary.add("HX-Request")
-    return response
 
 
 @bp.post("/endpoints/<endpoint_id>")
@@ -265,14 +244,7 @@ def _commands(endpoint: Endpoint, status: int = 200, **context: Any):
         if "message" in context:
             flash(context["message"])
         return redirect(url_for("webhooks.endpoint", endpoint_id=endpoint.id) + "#commands")
-    response = current_app.make_response(
-        (
-            render_template("webhooks/_commands.html", **_commands_context(endpoint, **context)),
-            status,
-        )
-    )
-    response.vary.add("HX-Request")
-    return response
+    return _render("webhooks/_commands.html", status, **_commands_context(endpoint, **context))
 
 
 @bp.get("/endpoints/<endpoint_id>/commands")

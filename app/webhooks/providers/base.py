@@ -56,6 +56,8 @@ class Provider:
     """
 
     name: ClassVar[str]
+    #: The event type of the provider's connection test, answered ``{"detail": "pong"}``.
+    ping_event: ClassVar[str | None] = None
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``VerificationError`` unless ``body`` was sent by someone holding ``secret``."""
@@ -72,8 +74,8 @@ class Provider:
     def immediate_answer(self, event_type: str, payload: dict) -> dict | None:
         """The 200 body for a delivery that only tests the connection (GitHub ``ping``, Slack
         ``url_verification``), answered after verification, stored, never processed; else
-        None."""
-        return None
+        None. Default: ``{"detail": "pong"}`` for the ``ping_event``."""
+        return {"detail": "pong"} if event_type == self.ping_event else None
 
     def split(
         self, event_type: str, payload: dict, settings: Mapping[str, Any]

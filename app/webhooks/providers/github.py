@@ -40,9 +40,7 @@ def sign(secret: str, body: bytes) -> str:
 
 class GitHub(Provider):
     name = "github"
-
-    def immediate_answer(self, event_type: str, payload: dict) -> dict | None:
-        return {"detail": "pong"} if event_type == "ping" else None
+    ping_event = "ping"
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given = require_header(

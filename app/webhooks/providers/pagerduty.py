@@ -54,9 +54,7 @@ def sign(secret: str, body: bytes) -> str:
 
 class PagerDuty(Provider):
     name = "pagerduty"
-
-    def immediate_answer(self, event_type: str, payload: dict) -> dict | None:
-        return {"detail": "pong"} if event_type == "pagey.ping" else None
+    ping_event = "pagey.ping"
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given = require_header(
