@@ -49,15 +49,20 @@ def enqueue_processing(delivery_pk: str) -> bool:
     The delivery is already stored, so a failure here loses nothing: the sweeper retries.
     Retries on failure: 3, after 10 s, 60 s and 5 min.
     """
+    queue = get_queue()
     try:
-        get_queue().enqueue(
-            PROCESS_DELIVERY,
-            delivery_pk,
-            job_id=delivery_job_id(delivery_pk),
-            retry=Retry(max=3, interval=[10, 60, 300]),
-            result_ttl=300,
-            failure_ttl=7 * 86400,
-        )
+        # One round trip to Redis: the job and its place in the queue in one pipeline.
+        with queue.connection.pipeline() as pipeline:
+            queue.enqueue(
+                PROCESS_DELIVERY,
+                delivery_pk,
+                job_id=delivery_job_id(delivery_pk),
+                retry=Retry(max=3, interval=[10, 60, 300]),
+                result_ttl=300,
+                failure_ttl=7 * 86400,
+                pipeline=pipeline,
+            )
+            pipeline.execute()
         return True
     except RedisError as exc:
         log.warning("delivery.enqueue_failed", delivery_pk=delivery_pk, error=str(exc))

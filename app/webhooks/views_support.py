@@ -36,7 +36,7 @@ from app.webhooks import command_store
 from app.webhooks.cli import create_endpoint, endpoint_url
 from app.webhooks.command_store import DryRunRow
 from app.webhooks.commands import Command, CommandError
-from app.webhooks.ingest import replay_delivery
+from app.webhooks.ingest import forget_endpoint, replay_delivery
 from app.webhooks.models import CommandRecord, Delivery, Endpoint
 from app.webhooks.payloads import parse_payload
 from app.webhooks.providers import (
@@ -294,6 +294,7 @@ def remove_endpoint(endpoint: Endpoint) -> int:
     db.session.execute(db.delete(Endpoint).where(Endpoint.id == endpoint_id))
     db.session.commit()
     db.session.expire_all()
+    forget_endpoint(endpoint_id)
     return dropped or 0
 
 
