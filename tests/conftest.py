@@ -121,7 +121,10 @@ def app(database_url, redis_url):
     yield app
     app.config["REDIS_URL"] = redis_url  # some tests point it at a dead port
     with app.app_context():
+        from app.webhooks.jobs import inbox_flag_key, inbox_key
+
         get_queue().empty()
+        get_queue().connection.delete(inbox_key(), inbox_flag_key())
         db.session.remove()
         db.engine.dispose()
 

@@ -9,6 +9,7 @@ from rq import Queue
 from app.cases.models import Case
 from app.extensions import db
 from app.queue import get_queue
+from app.webhooks.jobs import pending_deliveries
 from app.webhooks.models import Delivery, Endpoint
 from tests.conftest import GITHUB_FIXTURES, fixture_payload
 
@@ -20,7 +21,7 @@ def _deliveries(app):
 
 def _queued(app) -> int:
     with app.app_context():
-        return get_queue().count
+        return pending_deliveries()
 
 
 def test_accepted_delivery_is_stored_enqueued_and_acknowledged(app, github):
@@ -258,12 +259,15 @@ def test_replay_copies_a_processed_delivery_and_runs_it_again(app, github, drain
 
 
 def test_replay_requeues_an_unfinished_delivery_and_refuses_refused_ones(app, github, drain):
+    from app.webhooks import jobs
     from app.webhooks.ingest import replay_delivery
 
     github.send("issues", b"not json")
     github.send_fixture("issues.opened")
     with app.app_context():
-        get_queue().empty()  # as if the job was lost
+        # As if Redis lost everything: the job, the inbox and its flag.
+        get_queue().empty()
+        get_queue().connection.delete(jobs.inbox_key(), jobs.inbox_flag_key())
         rejected, received = db.session.scalars(
             db.select(Delivery).order_by(Delivery.verdict.desc())
         ).all()
@@ -272,3 +276,46 @@ def test_replay_requeues_an_unfinished_delivery_and_refuses_refused_ones(app, gi
             replay_delivery(rejected)
     assert drain() == 0
     assert {d.status for d in _deliveries(app)} == {"processed", "refused"}
+
+
+def test_deliveries_share_one_inbox_job(app, github, drain):
+    for _ in range(3):
+        assert github.send_fixture("issues.edited").status_code == 202
+    with app.app_context():
+        assert (get_queue().count, pending_deliveries()) == (1, 3)
+    assert drain() == 0
+    with app.app_context():
+        assert pending_deliveries() == 0
+        assert db.session.scalar(db.select(Case.delivery_count)) == 3
+    # The inbox is empty and its flag cleared: the next delivery queues a job again.
+    github.send_fixture("issues.edited")
+    with app.app_context():
+        assert get_queue().count == 1
+
+
+def test_a_failing_delivery_is_retried_alone_and_the_rest_go_on(app, github, drain, monkeypatch):
+    from app.webhooks import jobs, processing
+
+    real = processing.process_delivery
+    github.send_fixture("issues.opened", delivery_id="bad")
+    github.send_fixture("pull_request.opened", delivery_id="good")
+    with app.app_context():
+        bad_pk = db.session.scalar(db.select(Delivery.id).where(Delivery.delivery_id == "bad"))
+
+    def flaky(delivery_pk, *args, **kwargs):
+        if delivery_pk == bad_pk:
+            raise RuntimeError("database went away")
+        return real(delivery_pk, *args, **kwargs)
+
+    monkeypatch.setattr(processing, "process_delivery", flaky)
+    assert drain() == 0
+    with app.app_context():
+        statuses = dict(db.session.execute(db.select(Delivery.delivery_id, Delivery.status)).all())
+        assert statuses == {"bad": "failed", "good": "processed"}
+        outcome = db.session.scalar(db.select(Delivery.outcome).where(Delivery.id == bad_pk))
+        assert outcome == "failed: RuntimeError: database went away"
+        scheduled = get_queue().scheduled_job_registry.get_job_ids()
+        assert scheduled == [jobs.delivery_job_id(bad_pk)]
+    monkeypatch.setattr(processing, "process_delivery", real)
+    with app.app_context():
+        assert jobs.process_delivery(bad_pk) == "github.open: opened a case"

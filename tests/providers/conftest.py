@@ -10,9 +10,9 @@ from app import clock
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
-from app.queue import get_queue
 from app.webhooks import processing
 from app.webhooks.cli import create_endpoint
+from app.webhooks.jobs import pending_deliveries
 from app.webhooks.models import Delivery
 
 # --- sending ----------------------------------------------------------------------------------
@@ -119,9 +119,9 @@ def summaries(app) -> list[str]:
 
 
 def queued(app) -> int:
-    """Jobs waiting in this test's queue."""
+    """Deliveries waiting for the worker in this test's inbox."""
     with app.app_context():
-        return get_queue().count
+        return pending_deliveries()
 
 
 # --- asserting --------------------------------------------------------------------------------
