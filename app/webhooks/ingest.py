@@ -170,10 +170,10 @@ def receive(
         "processing_ms": None,
     }
     try:
-        db.session.execute(_INSERT_DELIVERY, row)
-        db.session.commit()
+        # Its own short transaction on a pooled connection, outside the ORM session.
+        with db.engine.begin() as connection:
+            connection.execute(_INSERT_DELIVERY, row)
     except IntegrityError:
-        db.session.rollback()
         return Receipt(
             200,
             {
