@@ -87,3 +87,13 @@ def test_webhooks_verify_reads_json_headers(runner, tmp_path):
                                  str(tmp_path / "b"), "--at", "1700000000"])  # fmt: skip
     assert result.exit_code == 1
     assert result.output.startswith("invalid: missing_header: X-Hub-Signature-256")
+
+
+def test_endpoints_create_generates_a_standard_webhooks_secret(runner):
+    import base64
+
+    result = runner.invoke(args=["endpoints", "create", "--provider", "standard", "--name", "x",
+                                 "--json"])  # fmt: skip
+    secret = json.loads(result.output)["secret"]
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 24

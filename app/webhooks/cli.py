@@ -23,7 +23,7 @@ DEFAULT_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" /
 
 def create_endpoint(provider: str, name: str, secret: str | None = None) -> tuple[Endpoint, str]:
     """Create and commit an endpoint; returns it and its clear secret (generated if None)."""
-    secret = secret or generate_secret()
+    secret = secret or generate_secret(provider)
     endpoint = Endpoint(provider=provider, name=name)
     store_secret(endpoint, secret)
     db.session.add(endpoint)

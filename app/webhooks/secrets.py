@@ -26,8 +26,12 @@ def _fernet() -> Fernet:
     return Fernet(key)
 
 
-def generate_secret() -> str:
-    """A fresh random endpoint secret (32 bytes, URL-safe base64)."""
+def generate_secret(provider: str) -> str:
+    """A fresh random endpoint secret in the form ``provider`` expects: ``whsec_`` + base64
+    of 24 random bytes for Standard Webhooks (its senders decode it), 32 random bytes
+    URL-safe for the others."""
+    if provider == "standard":
+        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     return secrets.token_urlsafe(32)
 
 

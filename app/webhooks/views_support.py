@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets as random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from app.webhooks.providers import (
     standard,
 )
 from app.webhooks.providers.base import PayloadError
-from app.webhooks.secrets import SecretUnavailable, endpoint_secret, store_secret
+from app.webhooks.secrets import SecretUnavailable, endpoint_secret, generate_secret, store_secret
 
 #: Verdicts and statuses a delivery can have (``Delivery``), for filters.
 VERDICTS = ("accepted", "rejected", "unauthorized")
@@ -151,14 +150,6 @@ def check_name(name: Any) -> str:
     return name
 
 
-def new_secret(provider: str) -> str:
-    """A fresh random secret in the form ``provider`` expects (``whsec_`` + base64 for
-    Standard Webhooks; 32 random bytes, URL-safe, for the others)."""
-    if provider == "standard":
-        return "whsec_" + base64.b64encode(random.token_bytes(24)).decode()
-    return random.token_urlsafe(32)
-
-
 def check_secret(provider: str, secret: Any) -> str | None:
     """A given secret, stripped (None when blank: generate one). ``ManageError`` (field
     ``secret``) when it cannot work for ``provider``."""
@@ -240,7 +231,7 @@ def add_endpoint(
     name = check_name(name)
     given = check_secret(provider, secret)
     settings = parse_settings(provider, settings)
-    endpoint, clear = create_endpoint(provider, name, given or new_secret(provider))
+    endpoint, clear = create_endpoint(provider, name, given)
     if settings:
         endpoint.settings = settings
         db.session.commit()
@@ -272,7 +263,7 @@ def rotate_secret(endpoint: Endpoint, secret: Any = None) -> str:
     """Give ``endpoint`` a new secret (``secret``, or a generated one) and commit; returns it,
     shown this once. The old one stops working at once. Refuses config endpoints."""
     ensure_console_owned(endpoint)
-    clear = check_secret(endpoint.provider, secret) or new_secret(endpoint.provider)
+    clear = check_secret(endpoint.provider, secret) or generate_secret(endpoint.provider)
     store_secret(endpoint, clear)
     db.session.commit()
     return clear
