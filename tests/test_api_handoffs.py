@@ -10,6 +10,7 @@ from app import clock
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
+from app.writing import Written
 from tests.conftest import BOTH_DATABASES, add_case
 
 
@@ -22,7 +23,7 @@ def silent_writer(monkeypatch):
         name = "silent"
 
         def branch_summary(self, branch):
-            return ""
+            return Written("")
 
         def assessment(self, context):
             raise NotImplementedError
@@ -30,7 +31,7 @@ def silent_writer(monkeypatch):
         def briefing(self, context, handoff):
             raise NotImplementedError
 
-    monkeypatch.setattr("app.outputs.writers.get_writer", Silent)
+    monkeypatch.setattr("app.writing.get_writer", Silent)
 
 
 @pytest.fixture

@@ -506,7 +506,7 @@ def test_a_failing_writer_keeps_the_previous_summary(ctx, monkeypatch):
         def branch_summary(self, branch):
             raise RuntimeError("model unavailable")
 
-    monkeypatch.setattr("app.outputs.writers.get_writer", lambda: Broken())
+    monkeypatch.setattr("app.writing.get_writer", lambda: Broken())
     service.add_note(root, "second look", actor=eng)
     assert root.summary == before and len(root.notes) == 2
 

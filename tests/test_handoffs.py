@@ -26,6 +26,7 @@ from app.handoffs.service import (
     format_duration,
     queue,
 )
+from app.writing import Written
 from tests.conftest import BOTH_DATABASES, add_case
 from tests.test_browser import browser_page, live_server  # noqa: F401  (browser fixtures)
 
@@ -40,20 +41,23 @@ class StubWriter:
     def __init__(self):
         self.contexts: list[dict] = []
 
-    def branch_summary(self, branch: dict) -> str:
-        return f"summary of {branch['label']}"
+    def branch_summary(self, branch: dict) -> Written:
+        return Written(f"summary of {branch['label']}", writer=self.name)
 
-    def assessment(self, context: dict) -> dict:
+    def assessment(self, context: dict) -> Written:
         self.contexts.append(context)
-        return {
+        data = {
             "likely_cause": "The disk filled up with logs",
             "suggested_steps": ["Rotate the logs", "Add an alert at 80 %"],
             "confidence": "medium",
         }
+        return Written(data=data, writer=self.name)
 
-    def briefing(self, context: dict, handoff: dict) -> str:
+    def briefing(self, context: dict, handoff: dict) -> Written:
         self.contexts.append(context)
-        return f"Picked up from {handoff['created_by']}: {handoff['notes']}"
+        return Written(
+            f"Picked up from {handoff['created_by']}: {handoff['notes']}", writer=self.name
+        )
 
 
 class SilentWriter(StubWriter):
@@ -61,24 +65,24 @@ class SilentWriter(StubWriter):
 
     name = "silent"
 
-    def assessment(self, context: dict) -> dict:
+    def assessment(self, context: dict) -> Written:
         raise NotImplementedError
 
-    def briefing(self, context: dict, handoff: dict) -> str:
+    def briefing(self, context: dict, handoff: dict) -> Written:
         raise NotImplementedError
 
 
 @pytest.fixture
 def stub_writer(monkeypatch):
     writer = StubWriter()
-    monkeypatch.setattr("app.outputs.writers.get_writer", lambda: writer)
+    monkeypatch.setattr("app.writing.get_writer", lambda: writer)
     return writer
 
 
 @pytest.fixture
 def silent_writer(monkeypatch):
     writer = SilentWriter()
-    monkeypatch.setattr("app.outputs.writers.get_writer", lambda: writer)
+    monkeypatch.setattr("app.writing.get_writer", lambda: writer)
     return writer
 
 
@@ -201,7 +205,7 @@ def test_a_writer_that_breaks_does_not_break_the_escalation(case, ann, monkeypat
         def assessment(self, context):
             raise RuntimeError("model server on fire")
 
-    monkeypatch.setattr("app.outputs.writers.get_writer", Broken)
+    monkeypatch.setattr("app.writing.get_writer", Broken)
     handoff = create_handoff(case, "escalate", "Needs a DBA", "normal", ann)
     assert case.status == "escalated" and handoff.assessment is None
 

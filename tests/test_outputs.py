@@ -17,12 +17,13 @@ from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
 from app.outputs import service
-from app.outputs.context import case_context
 from app.outputs.jobs import write_job_id, writing_state
 from app.outputs.models import ResolutionOutput
 from app.outputs.service import OutputConflict, OutputInputError
-from app.outputs.writers import JARGON, KINDS
 from app.queue import get_queue
+from app.writing import KINDS
+from app.writing.builtin import JARGON
+from app.writing.context import case_context
 from tests.conftest import BOTH_DATABASES
 from tests.test_browser import _sign_in, browser_page, live_server  # noqa: F401 (fixtures)
 from tests.test_writers import ChatServer, assert_no_placeholders, section

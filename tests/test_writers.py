@@ -15,8 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from app.markdown import render_markdown
-from app.outputs.llm import LlmWriter, completions_url, llm_settings
-from app.outputs.writers import JARGON, KINDS, BuiltinWriter, get_writer
+from app.writing import KINDS, Writer, get_writer, write_outputs
+from app.writing.builtin import JARGON, BuiltinWriter
+from app.writing.llm import LlmWriter, completions_url, llm_settings
 
 # --- A realistic case: checkout errors after a deploy, three hypotheses --------------------------
 #
@@ -242,9 +243,20 @@ def assert_no_placeholders(text: str) -> None:
     assert "\n\n\n" not in text, "an empty section or sentence left a gap"
 
 
+def outputs(writer: Writer, context: dict, summary: str) -> dict:
+    """The three documents as one dict: each kind's Markdown, ``kb_data``, and
+    ``written_by`` {kind: {"writer", "model", "fallback_reason"}}."""
+    written = write_outputs(writer, context, summary)
+    return {
+        **{kind: w.text for kind, w in written.items()},
+        "kb_data": written["kb_article"].data or {},
+        "written_by": {kind: w.by() for kind, w in written.items()},
+    }
+
+
 @pytest.fixture(scope="module")
 def written():
-    return BuiltinWriter().outputs(realistic_context(), SUMMARY)
+    return outputs(BuiltinWriter(), realistic_context(), SUMMARY)
 
 
 # --- Ticket notes -------------------------------------------------------------------------------
@@ -434,8 +446,8 @@ def test_client_summary_is_two_or_three_plain_paragraphs(written):
 
 
 def test_documents_are_deterministic():
-    first = BuiltinWriter().outputs(realistic_context(), SUMMARY)
-    second = BuiltinWriter().outputs(copy.deepcopy(realistic_context()), SUMMARY)
+    first = outputs(BuiltinWriter(), realistic_context(), SUMMARY)
+    second = outputs(BuiltinWriter(), copy.deepcopy(realistic_context()), SUMMARY)
     assert first == second
     assert first["written_by"] == {
         k: {"writer": "builtin", "model": None, "fallback_reason": None} for k in KINDS
@@ -444,7 +456,7 @@ def test_documents_are_deterministic():
 
 def test_missing_facts_leave_sentences_out_rather_than_inventing():
     bare = {"case": {"id": 3, "title": "Disk full on db-2", "provider": "standard"}}
-    out = BuiltinWriter().outputs(bare, "Deleted old WAL segments.")
+    out = outputs(BuiltinWriter(), bare, "Deleted old WAL segments.")
     notes = out["ticket_notes"]
     assert re.findall(r"^## (.+)$", notes, re.M) == ["Problem", "Diagnostic steps", "Resolution"]
     assert "No diagnostic steps were recorded on this case." in notes
@@ -467,7 +479,7 @@ def test_missing_facts_leave_sentences_out_rather_than_inventing():
     for text in (notes, out["kb_article"], out["client_summary"]):
         assert_no_placeholders(text)
     # Nothing at all: still no placeholders and no crash.
-    empty = BuiltinWriter().outputs({}, "")
+    empty = outputs(BuiltinWriter(), {}, "")
     for kind in KINDS:
         assert_no_placeholders(empty[kind])
 
@@ -476,7 +488,7 @@ def test_payload_text_cannot_inject_html_or_markdown_structure():
     context = realistic_context()
     context["case"]["title"] = "<script>alert(1)</script> `x`\n## Injected"
     context["branches"][1]["reason"] = "<img src=x onerror=alert(2)>"
-    out = BuiltinWriter().outputs(context, "<b>fixed</b>")
+    out = outputs(BuiltinWriter(), context, "<b>fixed</b>")
     assert "\n## Injected" not in out["ticket_notes"]
     for kind in KINDS:
         html = str(render_markdown(out[kind]))
@@ -502,7 +514,7 @@ def open_context() -> dict:
 
 
 def test_assessment_names_the_active_hypothesis_and_puts_untried_first():
-    assessment = BuiltinWriter().assessment(open_context())
+    assessment = BuiltinWriter().assessment(open_context()).data
     assert assessment["likely_cause"] == (
         "Expired TLS certificate on the payments upstream (the gateway's certificate lapsed): "
         "the hypothesis being worked, not confirmed yet (one note so far)."
@@ -525,7 +537,7 @@ def test_assessment_confidence_tracks_the_evidence_and_stays_honest():
             {"event_type": "alert.firing", "summary": "disk 97% on db-2", "received_at": T("09:00")}
         ],
     }
-    bare = writer.assessment(nothing)
+    bare = writer.assessment(nothing).data
     assert bare == {
         "likely_cause": "Not established yet. The latest report says: disk 97% on db-2.",
         "suggested_steps": ["Fork the case into hypotheses and note what each one shows."],
@@ -533,11 +545,13 @@ def test_assessment_confidence_tracks_the_evidence_and_stays_honest():
     }
     rich = open_context()
     rich["branches"][3]["notes"] *= 3  # more notes on the active branch
-    assert writer.assessment(rich)["confidence"] == "high"
+    assert writer.assessment(rich).data["confidence"] == "high"
     solved = realistic_context()
-    assert writer.assessment(solved)["confidence"] == "high"
-    assert writer.assessment(solved)["likely_cause"].startswith(
-        "Expired TLS certificate on the payments upstream (marked solved"
+    assert writer.assessment(solved).data["confidence"] == "high"
+    assert (
+        writer.assessment(solved)
+        .data["likely_cause"]
+        .startswith("Expired TLS certificate on the payments upstream (marked solved")
     )
 
 
@@ -552,7 +566,7 @@ def test_assessment_reads_suggestions_from_notes():
             "attachments": [],
         }
     )
-    steps = BuiltinWriter().assessment(context)["suggested_steps"]
+    steps = BuiltinWriter().assessment(context).data["suggested_steps"]
     assert steps[0] == (
         "From the notes on “Expired TLS certificate on the payments upstream”: Next: check the "
         "upstream's chain with openssl."
@@ -568,7 +582,7 @@ def test_briefing_for_an_escalation_says_where_it_stands_and_what_to_avoid():
         "notes": "needs someone with access to the proxy certificates",
         "snapshot": {"next_step": "Check the certificate on the payments upstream."},
     }
-    briefing = BuiltinWriter().briefing(open_context(), handoff)
+    briefing = BuiltinWriter().briefing(open_context(), handoff).text
     assert re.findall(r"^## (.+)$", briefing, re.M) == [
         "Where it stands",
         "Why it was escalated",
@@ -601,7 +615,7 @@ def test_briefing_for_a_parked_case_says_what_it_waits_on():
         "waiting_on": "the payments provider's support desk",
         "resume_at": T("14:00"),
     }
-    briefing = BuiltinWriter().briefing(open_context(), handoff)
+    briefing = BuiltinWriter().briefing(open_context(), handoff).text
     waiting = section(briefing, "What it is waiting on")
     assert "the payments provider's support desk" in waiting
     assert "Planned to resume at 2026-11-20 14:00 UTC." in waiting
@@ -614,15 +628,15 @@ def test_briefing_for_a_parked_case_says_what_it_waits_on():
 def test_branch_summary_says_what_was_tried_and_concluded():
     context = realistic_context()
     writer = BuiltinWriter()
-    assert writer.branch_summary(context["branches"][2]) == (
+    assert writer.branch_summary(context["branches"][2]).text == (
         "- Tried: Rolled back to 2026.11.20-2; errors continued. "
         "(alice@example.com, 2026-11-20 09:40 UTC)\n"
         "- Attached `rollback.log`: “ERROR upstream payments-gateway: certificate verify failed”\n"
         "- **Dead end**: rolling back to 2026.11.20-2 left the error rate at 14%."
     )
-    assert writer.branch_summary(context["branches"][4]) == "Not tried yet."
+    assert writer.branch_summary(context["branches"][4]).text == "Not tried yet."
     assert (
-        writer.branch_summary({"status": "active", "notes": []})
+        writer.branch_summary({"status": "active", "notes": []}).text
         == "Being worked; nothing noted yet."
     )
     revived = {
@@ -631,7 +645,7 @@ def test_branch_summary_says_what_was_tried_and_concluded():
         "revived": True,
         "revival_evidence": "pool waiters climbed to 30 at 10:15",
     }
-    assert writer.branch_summary(revived).endswith(
+    assert writer.branch_summary(revived).text.endswith(
         "- **Revived**: pool waiters climbed to 30 at 10:15."
     )
 
@@ -752,7 +766,7 @@ def llm(server: ChatServer, timeout: float = 5) -> LlmWriter:
 
 def test_llm_writer_writes_each_document_and_records_the_model(chat_server):
     writer = llm(chat_server)
-    out = writer.outputs(realistic_context(), SUMMARY)
+    out = outputs(writer, realistic_context(), SUMMARY)
     assert out["written_by"] == {
         k: {"writer": "llm", "model": "local-model-7b", "fallback_reason": None} for k in KINDS
     }
@@ -774,11 +788,6 @@ def test_llm_writer_writes_each_document_and_records_the_model(chat_server):
     assert SUMMARY in prompt
     facts = json.loads(prompt.split("The facts, as JSON:\n", 1)[1])
     assert facts["case"]["id"] == 42 and len(facts["branches"]) == 5
-    assert writer.last_written_by == {
-        "writer": "llm",
-        "model": "local-model-7b",
-        "fallback_reason": None,
-    }
 
 
 @pytest.mark.parametrize(
@@ -791,8 +800,8 @@ def test_llm_writer_writes_each_document_and_records_the_model(chat_server):
 )
 def test_llm_failures_fall_back_to_the_builtin_writer(chat_server, mode, timeout, reason):
     chat_server.mode = mode
-    out = llm(chat_server, timeout).outputs(realistic_context(), SUMMARY)
-    builtin = BuiltinWriter().outputs(realistic_context(), SUMMARY)
+    out = outputs(llm(chat_server, timeout), realistic_context(), SUMMARY)
+    builtin = outputs(BuiltinWriter(), realistic_context(), SUMMARY)
     for kind in ("ticket_notes", "kb_article", "kb_data", "client_summary"):
         assert out[kind] == builtin[kind]
     for kind in KINDS:
@@ -803,12 +812,12 @@ def test_llm_failures_fall_back_to_the_builtin_writer(chat_server, mode, timeout
 
 def test_an_unusable_structured_answer_falls_back_for_that_document_only(chat_server):
     chat_server.mode = "not_json_kb"
-    out = llm(chat_server).outputs(realistic_context(), SUMMARY)
+    out = outputs(llm(chat_server), realistic_context(), SUMMARY)
     assert out["written_by"]["ticket_notes"]["writer"] == "llm"
     assert out["written_by"]["client_summary"]["writer"] == "llm"
     kb = out["written_by"]["kb_article"]
     assert kb["writer"] == "builtin" and "asked for JSON" in kb["fallback_reason"]
-    assert out["kb_data"] == BuiltinWriter().outputs(realistic_context(), SUMMARY)["kb_data"]
+    assert out["kb_data"] == outputs(BuiltinWriter(), realistic_context(), SUMMARY)["kb_data"]
 
 
 def test_a_client_summary_with_jargon_is_refused(chat_server):
@@ -816,7 +825,7 @@ def test_a_client_summary_with_jargon_is_refused(chat_server):
     writer = llm(chat_server)
     written = writer.document("client_summary", realistic_context(), SUMMARY)
     assert written.writer == "builtin" and "internal words: branch" in written.fallback_reason
-    assert writer.last_written_by["writer"] == "builtin"
+    assert written.written_by == "builtin"
 
 
 def test_llm_unreachable_falls_back():
@@ -827,23 +836,30 @@ def test_llm_unreachable_falls_back():
     written = writer.document("ticket_notes", realistic_context(), SUMMARY)
     assert written.writer == "builtin" and "could not reach" in written.fallback_reason
     assert (
-        written.content
-        == BuiltinWriter().document("ticket_notes", realistic_context(), SUMMARY).content
+        written.text == BuiltinWriter().document("ticket_notes", realistic_context(), SUMMARY).text
     )
 
 
 def test_llm_assessment_briefing_and_summary_with_fallback(chat_server):
     writer = llm(chat_server)
-    assert writer.assessment(open_context()) == {
+    assessment = writer.assessment(open_context())
+    assert assessment.data == {
         "likely_cause": "An expired certificate",
         "suggested_steps": ["Check the certificate dates"],
         "confidence": "medium",
     }
-    assert writer.briefing(open_context(), {"intent": "park"}).startswith("## From the model")
-    assert writer.branch_summary(realistic_context()["branches"][1]).startswith("## From the model")
+    # Who wrote it comes back with the writing, not through the writer's state.
+    assert assessment.written_by == "llm (local-model-7b)"
+    briefing = writer.briefing(open_context(), {"intent": "park"})
+    assert briefing.text.startswith("## From the model") and briefing.writer == "llm"
+    summary = writer.branch_summary(realistic_context()["branches"][1])
+    assert summary.text.startswith("## From the model")
     chat_server.mode = "error"
-    assert writer.assessment(open_context()) == BuiltinWriter().assessment(open_context())
-    assert writer.last_written_by["writer"] == "builtin"
+    fallback = writer.assessment(open_context())
+    assert fallback.data == BuiltinWriter().assessment(open_context()).data
+    assert (fallback.writer, fallback.model) == ("builtin", None)
+    assert "answered 500" in fallback.fallback_reason
+    assert writer.briefing(open_context(), {"intent": "park"}).written_by == "builtin"
 
 
 def test_get_writer_follows_the_settings(app, chat_server, monkeypatch):

@@ -25,12 +25,13 @@ from flask import current_app
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
 
-from app import clock
+from app import clock, writing
 from app.branches.models import BADGE_LABELS, Attachment, Branch, BranchNote
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
 from app.events.record import record_event
 from app.extensions import db
+from app.writing.context import register_context
 
 log = logging.getLogger(__name__)
 
@@ -491,10 +492,8 @@ def refresh_summary(branch: Branch) -> None:
 
     A failing writer leaves the previous summary: a note must not fail for its summary.
     """
-    from app.outputs.writers import get_writer
-
     try:
-        branch.summary = get_writer().branch_summary(branch_dict(branch))
+        branch.summary = writing.get_writer().branch_summary(branch_dict(branch)).text
     except Exception:
         log.exception("branch summary failed for branch %s; keeping the previous one", branch.id)
 
@@ -503,7 +502,7 @@ def refresh_summary(branch: Branch) -> None:
 
 
 def branch_dict(branch: Branch) -> dict:
-    """A branch as writers take it (see app/outputs/writers.py): ``{"id", "label",
+    """A branch as writers take it (see ``app.writing``): ``{"id", "label",
     "description", "status", "reason", "parent_id", "notes": [{"text", "author",
     "created_at", "attachments": [{"filename", "text"}]}]}`` plus ``fork_reason``,
     ``summary``, ``badge``, ``revived``, ``revived_from_id``, ``revival_evidence``,
@@ -544,6 +543,12 @@ def branches_for_context(case: Case) -> list[dict]:
         {**branch_dict(branch), "active": branch.id == case.active_branch_id}
         for branch in branches_of(case, with_notes=True)
     ]
+
+
+@register_context
+def _writer_context(case: Case) -> dict:
+    """The branch map's part of every writer context (``app.writing.context``)."""
+    return {"branches": branches_for_context(case), "active_branch_id": case.active_branch_id}
 
 
 def branch_limit() -> int:

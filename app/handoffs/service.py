@@ -19,7 +19,7 @@ from sqlalchemy import case as sa_case
 from sqlalchemy import func, update
 from sqlalchemy.orm import contains_eager
 
-from app import clock
+from app import clock, writing
 from app.accounts.models import User
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError, TransitionError
@@ -27,6 +27,8 @@ from app.cases.models import Case
 from app.extensions import db
 from app.handoffs.models import INTENTS, PRIORITIES, TARGET_STATUS, Handoff
 from app.logs import log
+from app.writing import Written
+from app.writing.context import case_context, register_context
 
 #: Statuses in which a case waits for its handoff to be claimed.
 WAITING_STATUSES = ("parked", "escalated")
@@ -167,11 +169,10 @@ def create_handoff(
     # Reassigned (not mutated) so the JSON column sees the change.
     event.payload = {**event.payload, "handoff_id": handoff.id}
     if intent == "escalate":
-        writer = _writer()
-        assessment = _ask(writer, "assessment", _writer_context(case, branches))
-        handoff.assessment = _normalise_assessment(assessment)
+        written = _ask("assessment", _writer_context(case, branches))
+        handoff.assessment = _normalise_assessment(written.data if written else None)
         if handoff.assessment is not None:
-            handoff.writer = _written_by(writer)
+            handoff.writer = written.written_by
     return handoff
 
 
@@ -220,10 +221,9 @@ def claim(handoff: Handoff, actor: User) -> Handoff:
 
     branches = _branches(case)
     context = _writer_context(case, branches)
-    writer = _writer()
-    briefing = _ask(writer, "briefing", context, _handoff_for_writer(handoff))
-    if isinstance(briefing, str) and briefing.strip():
-        handoff.briefing, handoff.writer = briefing.strip(), _written_by(writer)
+    written = _ask("briefing", context, _handoff_for_writer(handoff))
+    if written is not None and written.text.strip():
+        handoff.briefing, handoff.writer = written.text.strip(), written.written_by
     else:
         handoff.briefing = plain_briefing(handoff)
     lifecycle.transition(
@@ -334,12 +334,12 @@ def build_snapshot(
          "next_step": str, "waiting_on": str|None,
          "watch_out": [{"id", "label", "reason"}]  (dead ends: do not repeat them)}
 
-    ``branches`` are the writer's branch dicts (``app/outputs/writers.py``); their
+    ``branches`` are the writer's branch dicts (``app.writing``); their
     ``summary`` is used when present, else the writer's ``branch_summary``.
     """
     active, parked = lifecycle.live_seconds(case)
     ordered = _tree(branches)
-    writer = _writer() if any(not b.get("summary") for b in ordered) else None
+    writer = writing.get_writer() if any(not b.get("summary") for b in ordered) else None
     summaries = {b["id"]: _summary(b, writer) for b in ordered}
     by_id = {b["id"]: b for b in ordered}
     active_branch = by_id.get(case.active_branch_id)
@@ -422,7 +422,7 @@ def _summary(branch: dict, writer: Any) -> str:
     if branch.get("summary"):
         return str(branch["summary"])
     try:
-        return writer.branch_summary(branch)
+        return writer.branch_summary(branch).text
     except Exception:  # a summary is a nicety; a handoff must not fail on it
         log.warning("handoff.branch_summary_failed", branch_id=branch.get("id"), exc_info=True)
         return ""
@@ -454,15 +454,11 @@ def _derive_next_step(
 # -- the writer ----------------------------------------------------------------------------
 
 
-def _writer() -> Any:
-    from app.outputs.writers import get_writer
-
-    return get_writer()
-
-
-def _ask(writer: Any, method: str, *args: Any) -> Any:
-    """``writer.method(*args)``, or None when the writer has none (NotImplementedError) or
-    fails: a handoff or claim must not fail because a document could not be written."""
+def _ask(method: str, *args: Any) -> Written | None:
+    """The configured writer's ``method(*args)``, or None when the writer has none
+    (NotImplementedError) or fails: a handoff or claim must not fail because a document
+    could not be written."""
+    writer = writing.get_writer()
     try:
         return getattr(writer, method)(*args)
     except NotImplementedError:
@@ -477,15 +473,6 @@ def _ask(writer: Any, method: str, *args: Any) -> Any:
         return None
 
 
-def _written_by(writer: Any) -> str:
-    """Who actually wrote the last document: the writer's name, or the LLM model used (an
-    LLM writer that fell back to the built-in one reports "builtin")."""
-    info = getattr(writer, "last_written_by", None) or {}
-    if info.get("model"):
-        return f"{info.get('writer') or writer.name} ({info['model']})"[:100]
-    return str(info.get("writer") or writer.name)[:100]
-
-
 def _branches(case: Case) -> list[dict]:
     """The case's branches as the writer's branch dicts."""
     from app.branches.service import branches_for_context
@@ -494,10 +481,8 @@ def _branches(case: Case) -> list[dict]:
 
 
 def _writer_context(case: Case, branches: list[dict] | None = None) -> dict:
-    """The whole case as the writers take it (``app.outputs.context.case_context``), with
+    """The whole case as the writers take it (``app.writing.context.case_context``), with
     the handoffs carrying their snapshots and assessments."""
-    from app.outputs.context import case_context
-
     context = case_context(case)
     if branches is not None:
         context["branches"] = branches
@@ -506,8 +491,14 @@ def _writer_context(case: Case, branches: list[dict] | None = None) -> dict:
 
 def handoffs_for_writer(case: Case) -> list[dict]:
     """The case's handoffs, oldest first, as the writers take them (with snapshots and
-    assessments); ``app.outputs.context.case_context`` includes them."""
+    assessments)."""
     return [_handoff_for_writer(h) for h in handoffs_of(case)]
+
+
+@register_context
+def _handoffs_context(case: Case) -> dict:
+    """The handoffs' part of every writer context (``app.writing.context``)."""
+    return {"handoffs": handoffs_for_writer(case)}
 
 
 def _handoff_for_writer(handoff: Handoff) -> dict:

@@ -42,7 +42,7 @@ def _queue_part() -> str:
 
 
 def job_ids(case_id: int) -> list[str]:
-    from app.outputs.writers import KINDS
+    from app.writing import KINDS
 
     return [write_job_id(case_id), *(regenerate_job_id(case_id, kind) for kind in KINDS)]
 
@@ -65,7 +65,7 @@ def enqueue_regenerate(output: Any, keep_edits: bool = False, actor: str | None 
 
 
 def _enqueue(function: str, job_id: str, *args: Any) -> bool:
-    from app.outputs.llm import llm_settings
+    from app.writing.llm import llm_settings
 
     settings = llm_settings()
     # Three documents, each one LLM call at most: room for all of them to time out.

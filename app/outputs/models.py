@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
 from app.extensions import db
-from app.outputs.writers import KIND_LABELS, KINDS
+from app.writing import KIND_LABELS, KINDS
 
 OUTPUT_STATUSES = ("draft", "approved", "rejected")
 

@@ -12,7 +12,7 @@ from app.cases.models import Case
 from app.cases.panels import register_panel
 from app.outputs import service
 from app.outputs.jobs import writing_state
-from app.outputs.writers import KINDS
+from app.writing import KINDS
 
 #: How often the panel asks whether the outputs are written (milliseconds).
 POLL_MS = 1500

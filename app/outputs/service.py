@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, writing
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError
 from app.cases.models import Case
@@ -22,9 +22,9 @@ from app.events.models import CaseEvent
 from app.events.record import record_event
 from app.extensions import db
 from app.logs import log
-from app.outputs.context import case_context
 from app.outputs.models import ResolutionOutput, kind_order
-from app.outputs.writers import KIND_LABELS, KINDS, Written, get_writer
+from app.writing import KIND_LABELS, KINDS, Written
+from app.writing.context import case_context
 
 #: Longest resolution summary and output content accepted (characters).
 SUMMARY_LIMIT = 10_000
@@ -204,21 +204,10 @@ def _write(case: Case, kinds: tuple[str, ...]) -> dict[str, Written]:
     """Ask the configured writer for ``kinds`` (no database writes: an LLM may be slow)."""
     context = case_context(case)
     summary = case.resolution_summary or ""
-    writer = get_writer()
+    writer = writing.get_writer()
     written: dict[str, Written] = {}
     for kind in kinds:
-        if hasattr(writer, "document"):
-            document = writer.document(kind, context, summary)
-        else:  # a writer with only the protocol's outputs()
-            result = writer.outputs(context, summary)
-            by = (result.get("written_by") or {}).get(kind) or {}
-            document = Written(
-                result[kind],
-                result.get("kb_data") if kind == "kb_article" else None,
-                by.get("writer", getattr(writer, "name", "builtin")),
-                by.get("model"),
-                by.get("fallback_reason"),
-            )
+        document = writer.document(kind, context, summary)
         written[kind] = document
         log.info(
             "outputs.written",
@@ -284,8 +273,8 @@ def _upsert(
         db.session.add(output)
     kept = bool(keep_edits and output.edited)
     if not kept:
-        output.content, output.edited = document.content, False
-    output.generated_content = document.content
+        output.content, output.edited = document.text, False
+    output.generated_content = document.text
     output.data = document.data or {}
     output.writer, output.model = document.writer, document.model
     output.generated_at = now

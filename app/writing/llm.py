@@ -13,7 +13,8 @@ Every document is one ``POST {base}/v1/chat/completions`` with the case's facts 
 the prompt. Structured answers (the KB article, the assessment) are asked for as JSON and
 validated. Any failure — connection, timeout, non-2xx, an answer that is not what was asked
 for — falls back to the built-in writer for that document, logs why
-(``writer.llm_fallback``), and reports ``writer="builtin"`` in ``last_written_by``.
+(``writer.llm_fallback``), and returns the built-in writer's ``Written`` with
+``writer="builtin"`` and the ``fallback_reason``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,8 @@ import httpx
 from flask import current_app, has_app_context
 
 from app.logs import log
-from app.outputs.writers import (
-    KINDS,
-    BuiltinWriter,
-    Written,
-    _as_outputs,
-    plain_words,
-    render_kb_article,
-)
+from app.writing import KINDS, Written
+from app.writing.builtin import BuiltinWriter, plain_words, render_kb_article
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 #: Longest text of one attachment sent to the model (characters).
@@ -141,36 +136,28 @@ class LlmWriter:
         self.url = completions_url(base_url)
         self.model, self.api_key, self.timeout = model, api_key, timeout
         self.fallback = fallback or BuiltinWriter()
-        self.last_written_by: dict = {"writer": "llm", "model": model, "fallback_reason": None}
 
     # The protocol -----------------------------------------------------------------------------
-    def branch_summary(self, branch: dict) -> str:
+    def branch_summary(self, branch: dict) -> Written:
         return self._text_or_fallback(
             "branch_summary",
             {"branch": _trim_branch(branch)},
             lambda: self.fallback.branch_summary(branch),
         )
 
-    def assessment(self, context: dict) -> dict:
+    def assessment(self, context: dict) -> Written:
         try:
             answer, model = self._ask("assessment", facts(context))
-            result = _assessment(_json_object(answer))
+            return Written(data=_assessment(_json_object(answer)), writer="llm", model=model)
         except LlmError as exc:
-            self._fell_back("assessment", exc)
-            return self.fallback.assessment(context)
-        self._wrote(model)
-        return result
+            return self.fallback.assessment(context).fell_back(self._fell_back("assessment", exc))
 
-    def briefing(self, context: dict, handoff: dict) -> str:
+    def briefing(self, context: dict, handoff: dict) -> Written:
         return self._text_or_fallback(
             "briefing",
             {**facts(context), "handoff": _jsonable(handoff)},
             lambda: self.fallback.briefing(context, handoff),
         )
-
-    def outputs(self, context: dict, resolution_summary: str) -> dict[str, Any]:
-        written = {kind: self.document(kind, context, resolution_summary) for kind in KINDS}
-        return _as_outputs(written)
 
     def document(self, kind: str, context: dict, resolution_summary: str) -> Written:
         """One resolution output through the LLM; the built-in writer's on any failure."""
@@ -181,22 +168,16 @@ class LlmWriter:
             answer, model = self._ask(kind, payload)
             if kind == "kb_article":
                 data = _kb_data(_json_object(answer))
-                written = Written(render_kb_article(data), data, "llm", model)
-            else:
-                written = Written(_markdown(answer), None, "llm", model)
-                if kind == "client_summary" and plain_words(written.content):
-                    raise LlmError(
-                        "the client summary uses internal words: "
-                        + ", ".join(plain_words(written.content))
-                    )
+                return Written(render_kb_article(data), data, "llm", model)
+            text = _markdown(answer)
+            if kind == "client_summary" and plain_words(text):
+                raise LlmError(
+                    "the client summary uses internal words: " + ", ".join(plain_words(text))
+                )
+            return Written(text, None, "llm", model)
         except LlmError as exc:
             reason = self._fell_back(kind, exc)
-            written = self.fallback.document(kind, context, resolution_summary)
-            written.fallback_reason = reason
-            self.last_written_by = {"writer": "builtin", "model": None, "fallback_reason": reason}
-            return written
-        self._wrote(written.model)
-        return written
+            return self.fallback.document(kind, context, resolution_summary).fell_back(reason)
 
     # The call ---------------------------------------------------------------------------------
     def _ask(self, task: str, payload: dict) -> tuple[str, str]:
@@ -236,24 +217,17 @@ class LlmWriter:
         model = answer.get("model") if isinstance(answer.get("model"), str) else None
         return content, (model or self.model)
 
-    def _text_or_fallback(self, task: str, payload: dict, fallback) -> str:
+    def _text_or_fallback(self, task: str, payload: dict, fallback) -> Written:
         try:
             answer, model = self._ask(task, payload)
-            text = _markdown(answer)
+            return Written(_markdown(answer), writer="llm", model=model)
         except LlmError as exc:
-            self._fell_back(task, exc)
-            return fallback()
-        self._wrote(model)
-        return text
+            return fallback().fell_back(self._fell_back(task, exc))
 
     def _fell_back(self, task: str, exc: Exception) -> str:
         reason = str(exc)
         log.warning("writer.llm_fallback", task=task, model=self.model, reason=reason)
-        self.last_written_by = {"writer": "builtin", "model": None, "fallback_reason": reason}
         return reason
-
-    def _wrote(self, model: str | None) -> None:
-        self.last_written_by = {"writer": "llm", "model": model, "fallback_reason": None}
 
 
 # ---------------------------------------------------------------------------------------------

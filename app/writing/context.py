@@ -1,22 +1,38 @@
-"""The writer context: a whole case as plain data (the shape is in ``writers.py``)."""
+"""The writer context: a whole case as plain data (the shape is in ``app/writing``).
+
+The case, its events and its deliveries are read here; features add their own part at
+import time with ``register_context`` (``app.branches`` gives ``branches`` and
+``active_branch_id``, ``app.handoffs`` gives ``handoffs``), so this package imports none of
+them and none of them import each other for it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
 
+_parts: list[Callable[[Case], dict]] = []
+
+
+def register_context(provide: Callable[[Case], dict]) -> Callable[[Case], dict]:
+    """Register ``provide(case) -> dict`` whose keys join every case context (usable as a
+    decorator). ``provide`` only reads."""
+    _parts.append(provide)
+    return provide
+
 
 def case_context(case: Case) -> dict:
     """``{"case", "events", "deliveries", "branches", "active_branch_id", "handoffs"}`` for
-    ``case`` — plain dicts only, times as ISO 8601 UTC strings.
+    ``case`` — plain dicts only, times as ISO 8601 UTC strings. Reads only.
 
     ``deliveries`` are ``{"event_type", "summary", "received_at"}`` oldest first; the summary
     is the one the provider module gave the case event the delivery caused (None if it
-    caused none). ``branches`` come from ``app.branches.service.branches_for_context`` and
-    ``handoffs`` from ``app.handoffs``; each is ``[]`` when that feature is absent.
+    caused none). ``branches`` and ``handoffs`` are ``[]`` (``active_branch_id`` the case's)
+    unless a registered feature gives them.
     """
     from app.templating import as_utc
     from app.webhooks.models import Delivery
@@ -37,7 +53,7 @@ def case_context(case: Case) -> dict:
         .where(Delivery.case_id == case.id)
         .order_by(Delivery.received_at, Delivery.id)
     )
-    return {
+    context: dict = {
         "case": case.to_dict(),
         "events": [event.to_dict() for event in events],
         "deliveries": [
@@ -48,19 +64,10 @@ def case_context(case: Case) -> dict:
             }
             for delivery in deliveries
         ],
-        "branches": _branches(case),
+        "branches": [],
         "active_branch_id": case.active_branch_id,
-        "handoffs": _handoffs(case),
+        "handoffs": [],
     }
-
-
-def _branches(case: Case) -> list[dict]:
-    from app.branches.service import branches_for_context  # late: branches import outputs
-
-    return list(branches_for_context(case) or [])
-
-
-def _handoffs(case: Case) -> list[dict]:
-    from app.handoffs.service import handoffs_for_writer  # late: handoffs import outputs
-
-    return handoffs_for_writer(case)
+    for provide in _parts:
+        context.update(provide(case))
+    return context
