@@ -22,7 +22,7 @@ from app.outputs.jobs import write_job_id, writing_state
 from app.outputs.models import ResolutionOutput
 from app.outputs.service import OutputConflict, OutputInputError
 from app.outputs.writers import JARGON, KINDS
-from app.queue import get_queue
+from app.tasks.queue import get_queue
 from tests.conftest import BOTH_DATABASES
 from tests.test_browser import _sign_in, browser_page, live_server  # noqa: F401 (fixtures)
 from tests.test_writers import ChatServer, assert_no_placeholders, section
