@@ -1,8 +1,9 @@
 """Casehook: webhooks in, cases out.
 
 Where a webhook becomes a case: ``webhooks/routes.py`` (receive) → ``webhooks/ingest.py``
-(verify, store, enqueue) → ``webhooks/jobs.py`` (RQ job) → ``webhooks/processing.py`` (match
-commands) → ``cases/service.py`` (open, update, close; writes case events).
+(verify, store, wake) → ``webhooks/inbox.py`` (drained by RQ jobs, ``webhooks/jobs.py``) →
+``webhooks/processing.py`` (match commands) → ``cases/service.py`` (open, update, close;
+writes case events through ``events/record.py``). Slow work is a task (``tasks/``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.cases import bp as cases_bp
     from app.cases import models as _cases  # noqa: F401  (every model, for migrations)
     from app.events import models as _events  # noqa: F401
+    from app.tasks import kinds as task_kinds
+    from app.tasks import models as _tasks  # noqa: F401
     from app.webhooks import bp as webhooks_bp
     from app.webhooks import models as _webhooks  # noqa: F401
     from app.webhooks.cli import register_cli
@@ -79,8 +82,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt("app.webhooks.routes.ingest")
     auth.make_public(health.bp)
     auth.init_app(app)
+    task_kinds.load_kinds()
     register_cli(app)
     register_accounts_cli(app)
+    import_module("app.tasks.cli").register_cli(app)  # flask tasks
     import_module("app.cases.cli").register_cli(app)  # flask cases, endpoints callback-token
 
     from app.templating import register_filters

@@ -58,9 +58,22 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         # GitHub caps payloads at 25 MiB; so do we, by default.
         "MAX_CONTENT_LENGTH": int(env.get("CASEHOOK_MAX_BODY_BYTES", 25 * MiB)),
         "PUBLIC_URL": env.get("CASEHOOK_PUBLIC_URL", f"http://localhost:{env.get('PORT', '5000')}"),
-        # Deliveries still `received` after this many seconds are re-enqueued by the sweeper.
-        "SWEEP_AFTER_SECONDS": int(env.get("CASEHOOK_SWEEP_AFTER_SECONDS", 30)),
-        "SWEEP_INTERVAL_SECONDS": int(env.get("CASEHOOK_SWEEP_INTERVAL_SECONDS", 60)),
+        # The supervisor (app/tasks/supervisor.py) ticks this often (seconds) in one worker.
+        "SUPERVISOR_INTERVAL_SECONDS": float(env.get("CASEHOOK_SUPERVISOR_INTERVAL_SECONDS", 2)),
+        # Deliveries waiting this long (seconds) with no worker on their partition are woken
+        # again by the supervisor (their wake-up was lost: Redis restarted, a worker died).
+        "SWEEP_AFTER_SECONDS": float(env.get("CASEHOOK_SWEEP_AFTER_SECONDS", 10)),
+        # Inactivity rules (close or park idle cases) run this often (seconds).
+        "SWEEP_INTERVAL_SECONDS": float(env.get("CASEHOOK_SWEEP_INTERVAL_SECONDS", 60)),
+        # Deliveries of one partition run in arrival order; partitions run in parallel.
+        "INBOX_PARTITIONS": int(env.get("CASEHOOK_INBOX_PARTITIONS", 16)),
+        # A worker draining a partition, or running a task, renews its lease this long
+        # (seconds); a killed worker's work is taken over once it runs out.
+        "INBOX_LEASE_SECONDS": float(env.get("CASEHOOK_INBOX_LEASE_SECONDS", 20)),
+        "TASK_LEASE_SECONDS": float(env.get("CASEHOOK_TASK_LEASE_SECONDS", 30)),
+        # A due task whose wake-up is older than this (seconds) is woken again.
+        "TASK_WAKE_STALE_SECONDS": float(env.get("CASEHOOK_TASK_WAKE_STALE_SECONDS", 30)),
+        "TASK_DEFAULT_TIMEOUT_SECONDS": 300,
         "CASES_PER_PAGE": 25,
         "POLL_SECONDS": int(env.get("CASEHOOK_POLL_SECONDS", 3)),
         # Session and "keep me signed in" cookies: no script access, not sent on cross-site

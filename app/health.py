@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from app.extensions import db
-from app.queue import redis_connection
+from app.tasks.queue import redis_connection
 
 bp = Blueprint("health", __name__)
 

@@ -3,25 +3,52 @@
 A ``SimpleWorker`` runs jobs in its own process instead of forking one per job: the app,
 its database pool and Redis connection are made once, which is what lets one worker
 process drain hundreds of deliveries a second. RQ still enforces job timeouts (SIGALRM).
+
+Two things RQ's worker does not do, and Casehook needs:
+
+- it **outlives Redis**: RQ's loop quits on some Redis errors (a restart in the middle of a
+  job's bookkeeping); this one waits and starts over under a new name, so a Redis restart
+  never takes the worker process (and, under honcho, the whole Procfile) down with it;
+- it runs the **supervisor** in a thread (``app/tasks/supervisor.py``): lost wake-ups,
+  expired leases, due retries and inactivity rules, whatever happened to Redis.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
+from flask import current_app
 from rq import SimpleWorker
 
 from app.logs import log
-from app.webhooks.jobs import job_context, schedule_sweeper
+from app.tasks import supervisor
+from app.tasks.context import job_context
+
+#: Seconds to wait before starting over after the loop quit on an error.
+RESTART_PAUSE = 2.0
 
 
 class Worker(SimpleWorker):
     def work(self, *args: Any, **kwargs: Any) -> bool:
-        # Each worker makes sure a sweep is scheduled, so stranded deliveries are found
-        # even on a box where nobody runs `flask deliveries requeue`.
+        with job_context():
+            app = current_app._get_current_object()
+        stop = supervisor.start_thread(app)
+        burst = bool(kwargs.get("burst") or (args and args[0]))
+        worked = False
         try:
-            with job_context():
-                schedule_sweeper(5)
-        except Exception as exc:  # Redis down at start: rq itself will report it next
-            log.warning("sweeper.schedule_failed", error=str(exc))
-        return super().work(*args, **kwargs)
+            while True:
+                try:
+                    worked = super().work(*args, **kwargs) or worked
+                except Exception as exc:  # Redis away at start-up or tear-down
+                    log.warning("worker.loop_failed", worker=self.name, error=str(exc))
+                if burst or self._stop_requested:
+                    return worked
+                # RQ's loop quit without being asked to (Redis went away mid-job): start
+                # over, under a fresh name (the old one may still be registered).
+                time.sleep(RESTART_PAUSE)
+                self.name = uuid.uuid4().hex
+                log.warning("worker.restarted", worker=self.name)
+        finally:
+            stop.set()

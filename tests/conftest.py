@@ -35,7 +35,7 @@ from app.accounts.service import create_token
 from app.cases.models import Case
 from app.config import normalise_database_url
 from app.extensions import db
-from app.queue import get_queue
+from app.tasks.queue import get_queue
 from app.webhooks.cli import create_endpoint
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
@@ -121,10 +121,7 @@ def app(database_url, redis_url):
     yield app
     app.config["REDIS_URL"] = redis_url  # some tests point it at a dead port
     with app.app_context():
-        from app.webhooks.jobs import inbox_flag_key, inbox_key
-
         get_queue().empty()
-        get_queue().connection.delete(inbox_key(), inbox_flag_key())
         db.session.remove()
         db.engine.dispose()
 

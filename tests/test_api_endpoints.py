@@ -10,7 +10,7 @@ import pytest
 
 from app.cases.models import Case
 from app.extensions import db
-from app.queue import get_queue
+from app.tasks.queue import get_queue
 from app.webhooks.config_sync import sync
 from app.webhooks.models import CommandRecord, Delivery, Endpoint
 from tests.conftest import BOTH_DATABASES, GitHubSender

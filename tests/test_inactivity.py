@@ -157,18 +157,14 @@ def test_malformed_rule_is_ignored_with_a_warning(app, monkeypatch):
     ]
 
 
-def test_the_periodic_sweeper_applies_the_rules(app):
-    from app.queue import redis_connection
-    from app.webhooks import jobs
+def test_the_supervisor_applies_the_rules(app):
+    from app.tasks.supervisor import Supervisor
 
     endpoint_id = make_endpoint(app)
     set_rule(app, endpoint_id, {"hours": 1, "action": "close"})
     case_id = make_case(app, endpoint_id=endpoint_id, at=clock.now() - timedelta(hours=2))
     with app.app_context():
-        try:
-            assert jobs.sweep() == 0  # no stranded deliveries
-        finally:
-            redis_connection().delete(jobs.SWEEPER_LOCK)
+        assert Supervisor().tick()["inactivity"] == 1
     assert load(app, case_id)["closed_reason"] == "auto"
 
 

@@ -2,14 +2,15 @@
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
-from rq import Queue
 
 from app.cases.models import Case
+from app.events.models import CaseEvent
 from app.extensions import db
-from app.queue import get_queue
-from app.webhooks.jobs import pending_deliveries
+from app.tasks.queue import get_queue
+from app.webhooks.inbox import pending_deliveries
 from app.webhooks.models import Delivery, Endpoint
 from tests.conftest import GITHUB_FIXTURES, fixture_payload
 
@@ -195,12 +196,13 @@ def test_redis_down_still_stores_and_acknowledges_then_requeue_processes(
     result = runner.invoke(args=["deliveries", "requeue"])
     assert result.exit_code == 0, result.output
     assert "Requeued 1" in result.output
-    # A second sweep finds the job already waiting and does not enqueue it twice.
-    assert "Requeued 0" in runner.invoke(args=["deliveries", "requeue"]).output
+    # A second requeue wakes the partition again; the delivery still runs once.
+    assert "Requeued 1" in runner.invoke(args=["deliveries", "requeue"]).output
     assert drain() == 0
     assert _deliveries(app)[0].status == "processed"
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Case.id))) == 1
+        assert db.session.scalar(db.select(db.func.count(CaseEvent.id))) == 1
 
 
 def test_requeue_with_redis_down_says_so(app, runner):
@@ -214,23 +216,16 @@ def test_requeue_with_redis_down_says_so(app, runner):
     assert "Redis is unreachable" in result.output
 
 
-def test_sweeper_job_requeues_stranded_deliveries(app, github, drain):
-    from app.webhooks import jobs
+def test_supervisor_wakes_deliveries_stored_while_redis_was_down(app, github, drain):
+    from app.tasks.supervisor import Supervisor
 
     app.config["REDIS_URL"], real_url = "redis://127.0.0.1:1/0", app.config["REDIS_URL"]
     github.send_fixture("issues.opened")
     app.config["REDIS_URL"] = real_url
     app.config["SWEEP_AFTER_SECONDS"] = 0
     with app.app_context():
-        assert jobs.sweep() == 1
-        # The sweep scheduled its successor.
-        assert (
-            Queue(
-                app.config["RQ_QUEUE"], connection=get_queue().connection
-            ).scheduled_job_registry.count
-            == 1
-        )
-        get_queue().connection.delete(jobs.SWEEPER_LOCK)
+        assert get_queue().count == 0
+        assert Supervisor().tick()["woken_partitions"] == 1
     assert drain() == 0
     assert _deliveries(app)[0].status == "processed"
 
@@ -259,15 +254,12 @@ def test_replay_copies_a_processed_delivery_and_runs_it_again(app, github, drain
 
 
 def test_replay_requeues_an_unfinished_delivery_and_refuses_refused_ones(app, github, drain):
-    from app.webhooks import jobs
     from app.webhooks.ingest import replay_delivery
 
     github.send("issues", b"not json")
     github.send_fixture("issues.opened")
     with app.app_context():
-        # As if Redis lost everything: the job, the inbox and its flag.
-        get_queue().empty()
-        get_queue().connection.delete(jobs.inbox_key(), jobs.inbox_flag_key())
+        get_queue().empty()  # as if Redis lost every job
         rejected, received = db.session.scalars(
             db.select(Delivery).order_by(Delivery.verdict.desc())
         ).all()
@@ -278,7 +270,7 @@ def test_replay_requeues_an_unfinished_delivery_and_refuses_refused_ones(app, gi
     assert {d.status for d in _deliveries(app)} == {"processed", "refused"}
 
 
-def test_deliveries_share_one_inbox_job(app, github, drain):
+def test_deliveries_share_one_wake_up_per_partition(app, github, drain):
     for _ in range(3):
         assert github.send_fixture("issues.edited").status_code == 202
     with app.app_context():
@@ -287,14 +279,16 @@ def test_deliveries_share_one_inbox_job(app, github, drain):
     with app.app_context():
         assert pending_deliveries() == 0
         assert db.session.scalar(db.select(Case.delivery_count)) == 3
-    # The inbox is empty and its flag cleared: the next delivery queues a job again.
+    # The worker cleared the partition's flag when it took it: the next delivery wakes again.
     github.send_fixture("issues.edited")
     with app.app_context():
         assert get_queue().count == 1
 
 
-def test_a_failing_delivery_is_retried_alone_and_the_rest_go_on(app, github, drain, monkeypatch):
-    from app.webhooks import jobs, processing
+def test_a_failing_delivery_is_retried_later_and_the_rest_go_on(app, github, drain, monkeypatch):
+    from app import clock
+    from app.tasks.supervisor import Supervisor
+    from app.webhooks import processing
 
     real = processing.process_delivery
     github.send_fixture("issues.opened", delivery_id="bad")
@@ -312,10 +306,15 @@ def test_a_failing_delivery_is_retried_alone_and_the_rest_go_on(app, github, dra
     with app.app_context():
         statuses = dict(db.session.execute(db.select(Delivery.delivery_id, Delivery.status)).all())
         assert statuses == {"bad": "failed", "good": "processed"}
-        outcome = db.session.scalar(db.select(Delivery.outcome).where(Delivery.id == bad_pk))
-        assert outcome == "failed: RuntimeError: database went away"
-        scheduled = get_queue().scheduled_job_registry.get_job_ids()
-        assert scheduled == [jobs.delivery_job_id(bad_pk)]
+        bad = db.session.get(Delivery, bad_pk)
+        assert bad.outcome == "failed: RuntimeError: database went away"
+        assert bad.attempts == 1 and bad.next_attempt_at is not None
+        # Not due yet: the supervisor leaves it alone.
+        assert Supervisor().tick()["woken_partitions"] == 0
     monkeypatch.setattr(processing, "process_delivery", real)
+    with clock.frozen_at(clock.now() + timedelta(seconds=11)):
+        with app.app_context():
+            assert Supervisor().tick()["woken_partitions"] == 1
+        assert drain() == 0
     with app.app_context():
-        assert jobs.process_delivery(bad_pk) == "github.open: opened a case"
+        assert db.session.get(Delivery, bad_pk).status == "processed"

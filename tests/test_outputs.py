@@ -20,7 +20,7 @@ from app.outputs import service
 from app.outputs.jobs import write_job_id, writing_state
 from app.outputs.models import ResolutionOutput
 from app.outputs.service import OutputConflict, OutputInputError
-from app.queue import get_queue
+from app.tasks.queue import get_queue
 from app.writing import KINDS
 from app.writing.builtin import JARGON
 from app.writing.context import case_context

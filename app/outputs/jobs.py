@@ -17,8 +17,8 @@ from rq import Retry
 from rq.job import Job, JobStatus
 
 from app.logs import log
-from app.queue import get_queue, redis_connection
-from app.webhooks.jobs import job_context
+from app.tasks.context import job_context
+from app.tasks.queue import get_queue, redis_connection
 
 WRITE_OUTPUTS = "app.outputs.jobs.write_outputs"
 REGENERATE_OUTPUT = "app.outputs.jobs.regenerate_output"

@@ -13,7 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 from redis.exceptions import RedisError
 
 from app.extensions import db
-from app.webhooks.jobs import requeue_stranded
+from app.webhooks.inbox import pending_deliveries, wake_stranded
 from app.webhooks.models import Endpoint
 from app.webhooks.providers import PROVIDERS, github
 from app.webhooks.secrets import generate_secret, store_secret
@@ -86,12 +86,14 @@ def list_command(as_json: bool) -> None:
 @deliveries_cli.command("requeue")
 @click.option("--older-than", default=0.0, show_default=True, help="Seconds since receipt.")
 def requeue_command(older_than: float) -> None:
-    """Enqueue deliveries that were stored but never processed (e.g. Redis was down)."""
+    """Wake workers for deliveries stored but not processed yet (the supervisor does this by
+    itself within seconds; this is for the impatient)."""
     try:
-        count = requeue_stranded(older_than)
+        partitions = wake_stranded(older_than)
     except RedisError as exc:
         raise click.ClickException(f"Redis is unreachable ({exc}); is REDIS_URL right?") from exc
-    click.echo(f"Requeued {count} deliveries.")
+    count = pending_deliveries()
+    click.echo(f"Requeued {count} deliveries ({partitions} inbox partitions woken).")
 
 
 @config_cli.command("sync")

@@ -16,7 +16,7 @@ from app import clock
 from app.extensions import db
 from app.ids import new_id
 from app.logs import log
-from app.webhooks.jobs import enqueue_processing
+from app.webhooks import inbox
 from app.webhooks.models import Delivery, Endpoint
 from app.webhooks.payloads import parse_payload
 from app.webhooks.providers import get_provider
@@ -108,7 +108,8 @@ def receive(
     """Verify and store one request to ``/webhooks/<provider_name>/<endpoint_id>``.
 
     Answers (``Receipt.status``):
-    - 202: stored and enqueued (or stored, to be swept later, if Redis is down);
+    - 202: stored, and a worker woken (or, if Redis is down, stored: the supervisor wakes one
+      when Redis is back);
     - 200: a repeated delivery id, or a connection test (ping, challenge);
     - 404: unknown endpoint or provider; 410: endpoint disabled;
     - 401: a failed check, naming the header (stored, verdict ``unauthorized``);
@@ -151,6 +152,7 @@ def receive(
     answer = provider.immediate_answer(event_type, payload)
     is_ping = answer is not None
     delivery_pk, endpoint_pk = new_id(), endpoint.id
+    partition = inbox.partition_of(provider.ordering_key(event_type, payload) or endpoint_pk)
     # A Core insert with bound parameters (compiled once): this is the hot path, and the
     # ORM's unit of work would cost more than the insert itself.
     row = {
@@ -168,6 +170,9 @@ def receive(
         "case_id": None,
         "processed_at": None,
         "processing_ms": None,
+        "partition": partition,
+        "attempts": 0,
+        "next_attempt_at": None,
     }
     try:
         # Its own short transaction on a pooled connection, outside the ORM session.
@@ -184,7 +189,7 @@ def receive(
         )
     if is_ping:
         return Receipt(200, {"delivery_id": delivery_id, **answer})
-    queued = enqueue_processing(delivery_pk)
+    queued = inbox.wake(partition)
     log.info(
         "delivery.received",
         delivery_pk=delivery_pk,
@@ -238,7 +243,9 @@ def replay_delivery(original: Delivery) -> Delivery:
     if original.verdict != "accepted":
         raise ValueError(f"delivery was {original.verdict}: only accepted deliveries replay")
     if original.status in ("received", "failed"):
-        enqueue_processing(original.id)
+        original.status, original.next_attempt_at = "received", None
+        db.session.commit()
+        inbox.wake(original.partition, force=True)
         return original
     siblings = db.session.scalar(
         db.select(db.func.count(Delivery.id)).where(
@@ -255,9 +262,10 @@ def replay_delivery(original: Delivery) -> Delivery:
         verdict="accepted",
         verdict_detail=f"replay of {original.id}",
         status="received",
+        partition=original.partition,
     )
     db.session.add(replay)
     db.session.commit()
-    enqueue_processing(replay.id)
+    inbox.wake(replay.partition, force=True)
     log.info("delivery.replayed", delivery_pk=replay.id, replay_of=original.id)
     return replay

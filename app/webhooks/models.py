@@ -58,6 +58,7 @@ class Delivery(db.Model):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "delivery_id", name="uq_deliveries_endpoint_delivery"),
         Index("ix_deliveries_status_received", "status", "received_at"),
+        Index("ix_deliveries_inbox", "partition", "status", "received_at"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
@@ -74,6 +75,12 @@ class Delivery(db.Model):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
     processed_at: Mapped[datetime | None]
     processing_ms: Mapped[float | None]
+    #: The inbox partition (``app/webhooks/inbox.py``): deliveries of one partition are
+    #: processed in arrival order.
+    partition: Mapped[int] = mapped_column(default=0)
+    #: Failed processing attempts, and when the inbox tries again (None: not again).
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
 
     endpoint: Mapped[Endpoint] = relationship(back_populates="deliveries")
 

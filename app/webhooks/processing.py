@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -109,12 +110,27 @@ def _run_commands(
     return outcomes
 
 
-def mark_failed(delivery_pk: str, error: BaseException) -> None:
-    """Record that processing raised, so the deliveries log and the sweeper can see it."""
+def mark_failed(
+    delivery_pk: str, error: BaseException, retry_schedule: tuple[float, ...] = ()
+) -> None:
+    """Record that processing raised, so the deliveries log shows it, and when the inbox
+    tries again: ``retry_schedule[n]`` seconds after the n+1-th failure; after the last,
+    it stays ``failed`` until someone replays it."""
     db.session.rollback()
+    attempts = (
+        db.session.scalar(db.select(Delivery.attempts).where(Delivery.id == delivery_pk)) or 0
+    ) + 1
+    retry_in = retry_schedule[attempts - 1] if attempts <= len(retry_schedule) else None
     db.session.execute(
         db.update(Delivery)
         .where(Delivery.id == delivery_pk, Delivery.status != "processed")
-        .values(status="failed", outcome=f"failed: {error.__class__.__name__}: {error}"[:2000])
+        .values(
+            status="failed",
+            attempts=attempts,
+            next_attempt_at=clock.now() + timedelta(seconds=retry_in) if retry_in else None,
+            outcome=f"failed: {error.__class__.__name__}: {error}"[:2000],
+        )
     )
     db.session.commit()
+    log.warning("delivery.failed", delivery_pk=delivery_pk, attempts=attempts,
+                retry_in=retry_in, error=f"{error.__class__.__name__}: {error}"[:500])  # fmt: skip

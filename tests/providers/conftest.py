@@ -12,7 +12,7 @@ from app.events.models import CaseEvent
 from app.extensions import db
 from app.webhooks import processing
 from app.webhooks.cli import create_endpoint
-from app.webhooks.jobs import pending_deliveries
+from app.webhooks.inbox import pending_deliveries
 from app.webhooks.models import Delivery
 
 # --- sending ----------------------------------------------------------------------------------

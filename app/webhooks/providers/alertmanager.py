@@ -153,6 +153,10 @@ class Alertmanager(Provider):
             for alert in _alerts(payload)
         ]
 
+    def ordering_key(self, event_type: str, payload: dict) -> str | None:
+        # One notification carries a group's alerts: the group orders them.
+        return text_of(mapping(payload).get("groupKey")) or None
+
     def case_facts(self, event_type: str, payload: Any) -> CaseFacts:
         payload = mapping(payload)
         if isinstance(payload.get("alerts"), list):

@@ -89,6 +89,15 @@ class Provider:
         """Dedup key, title, severity and source URL for the case this delivery is about."""
         raise NotImplementedError
 
+    def ordering_key(self, event_type: str, payload: dict) -> str | None:
+        """What this delivery must be processed in order with (deliveries with the same key
+        run one after another, in arrival order; others may run in parallel). Default: the
+        case's dedup key; None (the endpoint orders it) when there is none."""
+        try:
+            return self.case_facts(event_type, payload).dedup_key
+        except Exception:  # hostile payloads fail later, in the worker, with a reason
+            return None
+
     def builtin_commands(self) -> list[Command]:
         """Commands shipped in code for this provider."""
         return []

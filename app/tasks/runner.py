@@ -1,0 +1,269 @@
+"""Running one task: claim it under a lease, heartbeat, call its kind, record the attempt.
+
+Claiming is one conditional UPDATE (``queued`` and due → ``running``, with a lease), so two
+workers woken for one task never both run it. While the handler runs, a heartbeat thread
+pushes the lease forward; a worker that dies stops doing so, and the supervisor puts the
+task back in the queue once the lease has expired (the attempt is recorded as ``lost``).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import traceback
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, text
+
+from app import clock
+from app.extensions import db
+from app.logs import log
+from app.tasks.kinds import TaskKind, UnknownTaskKind, get_kind
+from app.tasks.leases import process_owner
+from app.tasks.models import FAILED, QUEUED, RUNNING, SUCCEEDED, Task, TaskAttempt
+from app.tasks.wake import wake
+
+_tasks = Task.__table__
+
+
+class TaskFailed(Exception):
+    """Raised by a handler: this task cannot succeed, do not retry it."""
+
+
+class TaskCancelled(Exception):
+    """Raised inside a handler (by ``check_cancelled``) when its task lost its lease."""
+
+
+class _Heartbeat(threading.Thread):
+    """Pushes the task's lease forward every third of its length until stopped."""
+
+    def __init__(self, app: Any, task_id: str, owner: str, lease_seconds: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{task_id}")
+        self.app, self.task_id, self.owner = app, task_id, owner
+        self.lease_seconds = lease_seconds
+        self.stopped = threading.Event()
+        self.lost = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.lease_seconds / 3):
+            try:
+                with self.app.app_context(), db.engine.begin() as connection:
+                    now = clock.now()
+                    kept = connection.execute(
+                        _tasks.update()
+                        .where(
+                            _tasks.c.id == self.task_id,
+                            _tasks.c.status == RUNNING,
+                            _tasks.c.lease_owner == self.owner,
+                        )
+                        .values(
+                            heartbeat_at=now,
+                            lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+                        )
+                    ).rowcount
+                if not kept:
+                    self.lost.set()  # cancelled, or taken over after a stall
+                    return
+            except Exception as exc:  # a missed beat is not fatal; the lease has slack
+                log.warning("task.heartbeat_failed", task_id=self.task_id, error=str(exc))
+
+
+_current: _Heartbeat | None = None
+
+
+def check_cancelled() -> None:
+    """For long handlers: raise ``TaskCancelled`` if the running task lost its lease
+    (cancelled from the console or API)."""
+    if _current is not None and _current.lost.is_set():
+        raise TaskCancelled("the task was cancelled")
+
+
+def run_task(task_id: str) -> str:
+    """Claim and run the task ``task_id`` now, if it is queued and due; returns what
+    happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...)."""
+    global _current
+    owner = process_owner()
+    task = _claim(task_id, owner)
+    if task is None:
+        return "not claimed"
+    try:
+        spec = get_kind(task.kind)
+    except UnknownTaskKind:
+        return _finish(task, None, owner, FAILED, f"no task kind {task.kind!r} is registered", 0)
+    lease = float(current_app.config["TASK_LEASE_SECONDS"])
+    heartbeat = _Heartbeat(current_app._get_current_object(), task.id, owner, lease)
+    heartbeat.start()
+    _current = heartbeat
+    started = time.perf_counter()
+    try:
+        result = spec.handler(task)
+    except TaskFailed as exc:
+        db.session.rollback()
+        return _finish(task, spec, owner, FAILED, str(exc), started, final=True)
+    except TaskCancelled:
+        db.session.rollback()
+        return "cancelled"
+    except Exception as exc:
+        db.session.rollback()
+        outcome = "timed_out" if exc.__class__.__name__ == "JobTimeoutException" else "failed"
+        detail = f"{exc.__class__.__name__}: {exc}"
+        log.warning("task.attempt_failed", task_id=task.id, kind=task.kind, error=detail,
+                    trace=traceback.format_exc(limit=5)[-2000:])  # fmt: skip
+        return _finish(task, spec, owner, outcome, detail, started)
+    finally:
+        heartbeat.stopped.set()
+        _current = None
+    return _finish(task, spec, owner, SUCCEEDED, None, started, result=result)
+
+
+def _claim(task_id: str, owner: str) -> Task | None:
+    task = db.session.get(Task, task_id) if isinstance(task_id, str) else None
+    if task is None or task.status != QUEUED:
+        db.session.rollback()
+        return None
+    now = clock.now()
+    try:
+        spec = get_kind(task.kind)
+    except UnknownTaskKind:
+        spec = None
+    lease = float(current_app.config["TASK_LEASE_SECONDS"])
+    condition = [_tasks.c.id == task_id, _tasks.c.status == QUEUED, _tasks.c.run_after <= now]
+    if spec is not None and spec.concurrency and task.concurrency_key:
+        if db.engine.dialect.name == "postgresql":
+            # Counting and claiming must not interleave with another worker's: one lock
+            # per concurrency key for the length of this transaction.
+            db.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": task.concurrency_key},
+            )
+        running = (
+            db.select(func.count())
+            .select_from(_tasks)
+            .where(_tasks.c.concurrency_key == task.concurrency_key, _tasks.c.status == RUNNING)
+            .scalar_subquery()
+        )
+        condition.append(running < spec.concurrency)
+    claimed = db.session.execute(
+        _tasks.update()
+        .where(*condition)
+        .values(
+            status=RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease),
+            heartbeat_at=now,
+            started_at=now,
+            attempts=_tasks.c.attempts + 1,
+        )
+    ).rowcount
+    if not claimed:
+        db.session.rollback()
+        return None
+    db.session.add(TaskAttempt(task_id=task_id, number=task.attempts + 1, worker=owner,
+                               started_at=now))  # fmt: skip
+    db.session.commit()
+    db.session.refresh(task)
+    log.info("task.started", task_id=task.id, kind=task.kind, subject=task.subject,
+             attempt=task.attempts)  # fmt: skip
+    return task
+
+
+def _finish(
+    task: Task,
+    spec: TaskKind | None,
+    owner: str,
+    outcome: str,
+    detail: str | None,
+    started: float,
+    *,
+    result: Any = None,
+    final: bool = False,
+) -> str:
+    """Record how the attempt ended and what comes next, in one short transaction."""
+    latency_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
+    now = clock.now()
+    attempt = db.session.scalar(
+        db.select(TaskAttempt)
+        .where(TaskAttempt.task_id == task.id)
+        .order_by(TaskAttempt.number.desc())
+        .limit(1)
+    )
+    if attempt is not None:
+        attempt.finished_at, attempt.outcome = now, outcome
+        attempt.latency_ms, attempt.detail = latency_ms, (detail or None) and detail[:2000]
+    db.session.refresh(task)
+    if task.status != RUNNING or task.lease_owner != owner:
+        # Cancelled meanwhile, or the lease expired and another worker took over: what
+        # this attempt produced is dropped.
+        db.session.rollback()
+        return f"dropped: the task is {task.status} elsewhere"
+    task.lease_owner, task.lease_expires_at = None, None
+    if outcome == SUCCEEDED:
+        task.status, task.result, task.finished_at = SUCCEEDED, _jsonable(result), now
+        task.active_key, task.last_error = None, None
+        verdict = SUCCEEDED
+    elif not final and spec is not None and task.attempts < task.max_attempts:
+        delay = spec.retry[min(task.attempts, len(spec.retry)) - 1] * random.uniform(0.9, 1.1)
+        task.status, task.run_after, task.woken_at = QUEUED, now + timedelta(seconds=delay), None
+        task.last_error = detail
+        verdict = f"retry in {round(delay)}s"
+    else:
+        task.status, task.finished_at, task.active_key = FAILED, now, None
+        task.last_error = detail
+        verdict = FAILED
+    concurrency_key = task.concurrency_key
+    db.session.commit()
+    log.info("task.finished", task_id=task.id, kind=task.kind, outcome=outcome,
+             verdict=verdict, latency_ms=latency_ms)  # fmt: skip
+    if concurrency_key:
+        _wake_next(concurrency_key)
+    return verdict
+
+
+def _wake_next(concurrency_key: str) -> None:
+    """A slot came free: wake the next due task that waits for it."""
+    task = db.session.execute(
+        db.select(Task.id, Task.kind)
+        .where(
+            Task.concurrency_key == concurrency_key,
+            Task.status == QUEUED,
+            Task.run_after <= clock.now(),
+        )
+        .order_by(Task.priority, Task.created_at)
+        .limit(1)
+    ).first()
+    db.session.rollback()
+    if task is not None:
+        wake([tuple(task)])
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
+
+
+def run_due(limit: int | None = None) -> int:
+    """Run every due queued task in this process, highest priority first, until none is
+    left (tests, ``flask tasks run``); returns how many ran. Retries scheduled for later
+    are not waited for."""
+    ran = 0
+    tried: set[str] = set()
+    while limit is None or ran < limit:
+        ids = db.session.scalars(
+            db.select(Task.id)
+            .where(Task.status == QUEUED, Task.run_after <= clock.now(), Task.id.not_in(tried))
+            .order_by(Task.priority, Task.created_at)
+            .limit(50)
+        ).all()
+        db.session.rollback()
+        if not ids:
+            return ran
+        for task_id in ids:
+            tried.add(task_id)
+            if run_task(task_id) != "not claimed":
+                ran += 1
+                tried.discard(task_id)  # a retry due at once may run again
+    return ran

@@ -1,0 +1,114 @@
+"""Creating, finding and cancelling tasks (the domain side; ``runner.py`` runs them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.extensions import db
+from app.tasks.kinds import get_kind
+from app.tasks.models import CANCELLED, QUEUED, RUNNING, Task
+from app.tasks.wake import wake_after_commit
+
+
+def create_task(
+    kind: str,
+    subject: str = "",
+    payload: dict | None = None,
+    *,
+    priority: int = 100,
+    run_after: datetime | None = None,
+    dedup: bool = True,
+    concurrency_key: str | None = None,
+) -> Task:
+    """Add a task of ``kind`` about ``subject`` to the session, uncommitted.
+
+    The caller commits; the wake-up then goes to a worker by itself. ``dedup``: while a task
+    of the same kind and subject is unfinished, it is returned instead of a new one (the
+    running task reads the latest facts). ``run_after`` delays it (the supervisor wakes it
+    when it is due). ``concurrency_key`` groups tasks under the kind's concurrency limit
+    (default: the kind's name). ``UnknownTaskKind`` if no module registered ``kind``.
+    """
+    spec = get_kind(kind)
+    active_key = f"{kind}:{subject}"[:260] if dedup else None
+    if active_key is not None:
+        existing = db.session.scalar(db.select(Task).where(Task.active_key == active_key))
+        if existing is not None:
+            return existing
+    now = clock.now()
+    due = run_after is None or run_after <= now
+    task = Task(
+        kind=kind,
+        subject=subject[:200],
+        payload=payload or {},
+        priority=priority,
+        run_after=run_after or now,
+        max_attempts=spec.max_attempts,
+        active_key=active_key,
+        concurrency_key=(concurrency_key or kind)[:100] if spec.concurrency else None,
+        woken_at=now if due else None,
+        created_at=now,
+    )
+    if active_key is not None and db.engine.dialect.name == "postgresql":
+        # Two requests at once: the unique key refuses the second, which returns the first.
+        try:
+            with db.session.begin_nested():
+                db.session.add(task)
+        except IntegrityError:
+            return db.session.scalar(db.select(Task).where(Task.active_key == active_key))
+    else:
+        db.session.add(task)
+        db.session.flush()
+    if due:
+        wake_after_commit(db.session(), task)
+    return task
+
+
+def latest_task(kind: str, subject: str) -> Task | None:
+    """The newest task of ``kind`` about ``subject`` (any state), or None."""
+    return db.session.scalar(
+        db.select(Task)
+        .where(Task.kind == kind, Task.subject == subject)
+        .order_by(Task.created_at.desc(), Task.id.desc())
+        .limit(1)
+    )
+
+
+def get_task(task_id: str) -> Task | None:
+    return db.session.get(Task, task_id) if isinstance(task_id, str) else None
+
+
+class NotCancellable(ValueError):
+    """The task has already finished."""
+
+
+def cancel_task(task: Task, reason: str = "cancelled") -> Task:
+    """Cancel a queued or running task (the caller commits).
+
+    A running task loses its lease: its worker sees that at its next heartbeat and stops
+    (kinds that run subprocesses kill them). ``NotCancellable`` when it has finished.
+    """
+    if task.status not in (QUEUED, RUNNING):
+        raise NotCancellable(f"task {task.id} is {task.status}")
+    task.status = CANCELLED
+    task.finished_at = clock.now()
+    task.active_key = None
+    task.lease_owner = None
+    task.lease_expires_at = None
+    task.last_error = reason[:2000]
+    return task
+
+
+def task_state(task: Task | None) -> dict[str, Any] | None:
+    """``{"id", "status", "attempts", "last_error"}`` for the API and partials, or None."""
+    if task is None:
+        return None
+    return {
+        "id": task.id,
+        "status": task.status,
+        "attempts": task.attempts,
+        "last_error": task.last_error,
+    }

@@ -1,0 +1,176 @@
+"""The inbox: acknowledged deliveries waiting to be processed, in the database.
+
+A delivery is in the inbox while its row says ``received`` (or ``failed`` with a retry
+due): the row is the truth, Redis only carries wake-ups. Ingest gives each delivery a
+**partition** (``INBOX_PARTITIONS`` of them) from the ordering key its provider derives
+(the case's dedup key), so that deliveries for one case are processed one after another in
+arrival order, while different partitions are drained by several workers at once.
+
+A worker drains a partition under a lease (``inbox:<n>`` in ``app/tasks/leases.py``),
+``INBOX_BATCH`` rows at a time, each delivery in its own transaction that both claims it
+and writes its effects (``processing.process_delivery``): ``kill -9`` at any instant
+leaves the delivery ``received``, and its partition's lease runs out, so the supervisor
+wakes the partition again. Nothing is lost; nothing runs twice.
+
+Wake-ups are coalesced: one flag per partition in Redis (``SET NX EX``) lets one
+``process_inbox`` job through per partition until a worker takes the partition's lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import zlib
+from datetime import timedelta
+
+from flask import current_app
+from redis.exceptions import RedisError
+from sqlalchemy import or_
+
+from app import clock
+from app.extensions import db
+from app.logs import log
+from app.tasks import leases
+from app.tasks.queue import get_queue, redis_connection
+from app.webhooks.models import Delivery
+
+PROCESS_INBOX = "app.webhooks.jobs.process_inbox"
+#: Deliveries read from a partition at a time.
+INBOX_BATCH = 100
+#: Deliveries one job processes before it hands over to a fresh job (others get a turn).
+INBOX_JOB_LIMIT = 2000
+#: Seconds a partition's wake-up flag lives: at most one job per partition per this long
+#: while a worker holds the partition.
+WAKE_FLAG_TTL = 5
+#: Failed deliveries are retried after these many seconds (then stay ``failed``; replay
+#: them from the console or API).
+RETRY_SCHEDULE = (10, 60, 300, 1800)
+
+
+def partition_of(ordering_key: str) -> int:
+    """The partition (0 … ``INBOX_PARTITIONS`` - 1) of an ordering key: a stable hash."""
+    return (
+        zlib.crc32(ordering_key.encode("utf-8", "replace")) % current_app.config["INBOX_PARTITIONS"]
+    )
+
+
+def _lease(partition: int) -> str:
+    return f"inbox:{current_app.config['RQ_QUEUE']}:{partition}"
+
+
+def _flag(partition: int) -> str:
+    return f"casehook:inbox:{current_app.config['RQ_QUEUE']}:{partition}:woken"
+
+
+def wake(partition: int, force: bool = False) -> bool:
+    """Make sure a ``process_inbox(partition)`` job is coming; False when Redis is down.
+
+    One round trip when a wake-up is already on its way (the flag is set), two otherwise.
+    ``force`` ignores the flag (the supervisor, after a Redis restart or a lost job).
+    """
+    try:
+        connection = redis_connection()
+        if force or connection.set(_flag(partition), "1", nx=True, ex=WAKE_FLAG_TTL):
+            get_queue().enqueue(PROCESS_INBOX, partition, result_ttl=0, failure_ttl=86400)
+        return True
+    except RedisError as exc:
+        log.warning("inbox.wake_failed", partition=partition, error=str(exc))
+        return False
+
+
+def _waiting(partition: int | None = None):
+    """The rows in the inbox: received, or failed with a retry due."""
+    now = clock.now()
+    condition = or_(
+        Delivery.status == "received",
+        (Delivery.status == "failed") & (Delivery.next_attempt_at <= now),
+    )
+    if partition is not None:
+        condition = condition & (Delivery.partition == partition)
+    return condition
+
+
+def process_partition(partition: int) -> int:
+    """Drain one partition under its lease; returns how many deliveries it processed.
+
+    Returns 0 at once when another worker holds the partition: that worker looks again
+    after it lets go, so a delivery committed meanwhile is not left behind.
+    """
+    from app.webhooks import processing
+
+    name, ttl = _lease(partition), float(current_app.config["INBOX_LEASE_SECONDS"])
+    done = 0
+    while leases.acquire(name, ttl):
+        renewed = time.monotonic()
+        _clear_flag(partition)
+        while done < INBOX_JOB_LIMIT:
+            ids = db.session.scalars(
+                db.select(Delivery.id)
+                .where(_waiting(partition))
+                .order_by(Delivery.received_at, Delivery.id)
+                .limit(INBOX_BATCH)
+            ).all()
+            db.session.rollback()  # end the read before the writes
+            if not ids:
+                break
+            for delivery_pk in ids:
+                if time.monotonic() - renewed > ttl / 3:
+                    if not leases.acquire(name, ttl):
+                        return done  # lost it (a long stall): the new holder goes on
+                    renewed = time.monotonic()
+                try:
+                    processing.process_delivery(delivery_pk)
+                except Exception as exc:  # one bad delivery must not hold up the rest
+                    processing.mark_failed(delivery_pk, exc, RETRY_SCHEDULE)
+                done += 1
+        leases.release(name)
+        if done >= INBOX_JOB_LIMIT:
+            wake(partition, force=True)  # hand over to a fresh job
+            return done
+        # A delivery committed while we held the lease woke a job that found the lease
+        # taken and left: look once more now that it is free.
+        if not db.session.scalar(db.select(Delivery.id).where(_waiting(partition)).limit(1)):
+            db.session.rollback()
+            return done
+        db.session.rollback()
+    return done
+
+
+def _clear_flag(partition: int) -> None:
+    # From here on a new delivery's wake-up may queue another job, which will find the
+    # lease taken and leave: we see its delivery before we let go.
+    with contextlib.suppress(RedisError):
+        redis_connection().delete(_flag(partition))
+
+
+def waiting_partitions(older_than: float) -> list[int]:
+    """Partitions with deliveries waiting longer than ``older_than`` seconds and no worker
+    holding them."""
+    cutoff = clock.now() - timedelta(seconds=older_than)
+    rows = db.session.scalars(
+        db.select(Delivery.partition)
+        .where(
+            _waiting(),
+            or_(Delivery.status == "failed", Delivery.received_at <= cutoff),
+        )
+        .distinct()
+    ).all()
+    db.session.rollback()
+    held = leases.holders(f"inbox:{current_app.config['RQ_QUEUE']}:")
+    return sorted(p for p in rows if _lease(p) not in held)
+
+
+def wake_stranded(older_than: float) -> int:
+    """Wake every partition with deliveries waiting longer than ``older_than`` seconds
+    and no worker on them; returns how many were woken. ``RedisError`` when Redis is down."""
+    partitions = waiting_partitions(older_than)
+    for partition in partitions:
+        if not wake(partition, force=True):
+            raise RedisError("Redis became unreachable while waking the inbox")
+    return len(partitions)
+
+
+def pending_deliveries() -> int:
+    """How many deliveries wait in the inbox (received, or failed with a retry due)."""
+    count = db.session.scalar(db.select(db.func.count(Delivery.id)).where(_waiting()))
+    return int(count or 0)
