@@ -67,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.webhooks import bp as webhooks_bp
     from app.webhooks import models as _webhooks  # noqa: F401
     from app.webhooks.cli import register_cli
+    from app.writing.routes import bp as writing_bp
 
     logs.configure()
     app.register_blueprint(webhooks_bp)
@@ -74,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(writing_bp)
     # Features that work a case: each package brings its blueprint, models and case panel.
     for feature in FEATURES:
         app.register_blueprint(import_module(f"app.{feature}").bp)

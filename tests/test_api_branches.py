@@ -10,6 +10,7 @@ import pytest
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
+from app.tasks import run_due
 from tests.conftest import BOTH_DATABASES
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
@@ -31,6 +32,7 @@ def api(app, api_token, tmp_path):
             self.client = app.test_client()
             self.headers = {"Authorization": f"Bearer {token}"}
             self.case_id = case_id
+            self.app = app
 
         def __getattr__(self, method):
             def call(path, **kwargs):
@@ -248,7 +250,13 @@ def test_json_note(api):
     assert body["note"]["text"] == "Saw 502s *only* on POST"
     assert body["note"]["author"].startswith("engineer-")
     assert body["note"]["attachments"] == []
-    assert "only" in body["branch"]["summary"] and body["branch"]["note_count"] == 1
+    assert body["branch"]["note_count"] == 1
+    # The summary is written by a task after the note commits; the API says so.
+    assert body["branch"]["summary"] == "" and body["branch"]["summary_task"]["status"] == "queued"
+    with api.app.app_context():
+        assert run_due() == 1
+    branch = api.get(url(api)).get_json()["tree"]
+    assert "only" in branch["summary"] and branch["summary_task"]["status"] == "succeeded"
     assert_error(api.post(url(api, f"/{root}/notes"), json={"text": " "}), 400, "needs text")
 
 

@@ -10,6 +10,7 @@ from app import clock
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
+from app.tasks import run_due
 from app.writing import Written
 from tests.conftest import BOTH_DATABASES, add_case
 
@@ -89,6 +90,13 @@ def test_park_then_claim_through_the_api(app, anonymous_client, tokens):
     assert claimed.status_code == 200, claimed.json
     body = claimed.json
     assert body["claimed_by"].startswith("admin-") and body["claimed_at"]
+    # The briefing is written by a task after the claim commits; the API says so.
+    assert body["briefing"] is None and body["briefing_task"]["status"] == "queued"
+    assert body["assessment_task"] is None  # a park has no assessment
+    with app.app_context():
+        assert run_due() == 1
+    body = client.get(f"/api/handoffs/{handoff['id']}", headers=tokens["viewer"]).json
+    assert body["briefing_task"]["status"] == "succeeded"
     assert body["briefing"].startswith("**Parked** by engineer-")
     assert body["case"]["status"] == "open" and body["case"]["assignee"] == body["claimed_by"]
     with app.app_context():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.accounts.models import User
-from app.branches import service
+from app.branches import service, summaries
 from app.branches.models import Attachment, Branch
 from app.branches.service import (
     AttachmentTooLarge,
@@ -21,6 +21,7 @@ from app.branches.service import (
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
+from app.tasks import latest_task, run_due
 from tests.conftest import BOTH_DATABASES
 from tests.test_browser import _sign_in, browser_page, live_server  # noqa: F401 (fixtures)
 
@@ -254,6 +255,8 @@ def test_mark_dead_end_and_solved_with_reasons(ctx):
     assert offer is True  # an open case may be resolved: the console offers it
     assert (dns.status, dns.reason) == ("dead_end", "dig answers in 3 ms")
     assert (tls.status, tls.badge) == ("solved", "solved")
+    assert tls.summary == ""  # written by a task after the commit, not in the request
+    assert run_due() == 2
     assert "Solved" in tls.summary and "renewed the expired intermediate" in tls.summary
     changes = events(case, "branch.status_changed")
     assert [(e.payload["from"], e.payload["to"]) for e in changes] == [
@@ -355,6 +358,10 @@ def test_notes_refresh_the_summary_and_write_their_event(ctx):
     db.session.commit()
     assert note.author_id == eng.id and note.case_id == case.id
     assert dns.status == "active"  # a note means someone works it
+    task = latest_task(summaries.KIND, summaries.subject(dns))
+    assert (task.status, task.payload) == ("queued", {"branch_id": dns.id})
+    assert dns.summary == ""
+    assert run_due() == 1
     assert "dig billing.example.com" in dns.summary
     (event,) = events(case, "note.added")
     assert event.actor == "eng@example.com"
@@ -450,6 +457,8 @@ def test_sibling_summaries_put_dead_ends_first(ctx):
     service.set_status(d, "dead_end", "D ruled out by the packet capture", actor=eng)
     service.set_status(c, "dead_end", "C ruled out", actor=eng)
     service.set_status(e, "solved", "E fixed it", actor=eng)
+    db.session.commit()
+    run_due()
     siblings = service.sibling_summaries(a)
     assert [s["label"] for s in siblings] == ["C", "D", "E", "B"]
     assert [s["status"] for s in siblings] == ["dead_end", "dead_end", "solved", "active"]
@@ -498,7 +507,10 @@ def test_a_failing_writer_keeps_the_previous_summary(ctx, monkeypatch):
     case, eng = ctx
     root, _ = service.ensure_root(case)
     service.add_note(root, "first look", actor=eng)
+    db.session.commit()
+    run_due()
     before = root.summary
+    assert "first look" in before
 
     class Broken:
         name = "broken"
@@ -508,7 +520,12 @@ def test_a_failing_writer_keeps_the_previous_summary(ctx, monkeypatch):
 
     monkeypatch.setattr("app.writing.get_writer", lambda: Broken())
     service.add_note(root, "second look", actor=eng)
+    db.session.commit()  # the note is in: the writer is not asked inside the request
+    run_due()
     assert root.summary == before and len(root.notes) == 2
+    task = latest_task(summaries.KIND, summaries.subject(root))
+    assert task.status == "queued" and task.attempts == 1  # retried later
+    assert task.last_error == "RuntimeError: model unavailable"
 
 
 # --- The console ----------------------------------------------------------------------------

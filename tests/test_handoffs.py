@@ -26,6 +26,7 @@ from app.handoffs.service import (
     format_duration,
     queue,
 )
+from app.tasks import run_due
 from app.writing import Written
 from tests.conftest import BOTH_DATABASES, add_case
 from tests.test_browser import browser_page, live_server  # noqa: F401  (browser fixtures)
@@ -166,6 +167,12 @@ def test_escalation_stores_the_writers_assessment(case, ann, bob, stub_writer):
     )
     db.session.commit()
     assert case.status == "escalated"
+    # The request only asked for the assessment; a task writes it after the commit.
+    assert handoff.assessment is None and stub_writer.contexts == []
+    assert handoff.to_dict()["assessment_task"]["status"] == "queued"
+    assert run_due() == 1
+    db.session.refresh(handoff)
+    assert handoff.to_dict()["assessment_task"]["status"] == "succeeded"
     assert handoff.assessment == {
         "likely_cause": "The disk filled up with logs",
         "suggested_steps": ["Rotate the logs", "Add an alert at 80 %"],
@@ -335,18 +342,21 @@ def test_snapshot_records_where_the_case_stands(case, ann, stub_writer):
         ("Backups on the data disk", 1, "revived"),
         ("Inode exhaustion", 2, "untried"),
     ]
+    # A branch without a summary gets the built-in writer's, never the configured writer's
+    # (the snapshot is taken under the case's lock; the configured one may be a slow LLM).
     assert snap["active_branch"] == {
         "id": 3,
         "label": "Backups on the data disk",
         "status": "active",
-        "summary": "summary of Backups on the data disk",
+        "summary": "- Tried: found 40 GB of dumps",
     }
-    # Tried: worked branches, with their own summary or the writer's.
+    # Tried: worked branches, with their own summary or the built-in writer's.
     assert [(t["label"], t["summary"]) for t in snap["tried"]] == [
         ("Investigation", "Looked at the alert"),
         ("Log growth", "Checked logrotate"),
-        ("Backups on the data disk", "summary of Backups on the data disk"),
+        ("Backups on the data disk", "- Tried: found 40 GB of dumps"),
     ]
+    assert stub_writer.contexts == []
     assert snap["watch_out"] == [{"id": 2, "label": "Log growth", "reason": "logrotate ran fine"}]
     assert snap["next_step"] == "Continue on “Backups on the data disk”."
     assert snap["waiting_on"] == "waiting on the DBA"
@@ -438,6 +448,9 @@ def test_claim_reopens_assigns_and_briefs(case, ann, bob, stub_writer):
     with clock.frozen_at(T0 + timedelta(hours=1)):
         claim(handoff, bob)
         db.session.commit()
+    assert handoff.briefing is None  # a task writes it after the commit
+    assert run_due() == 2  # the escalation's assessment and the claim's briefing
+    db.session.refresh(handoff)
     assert case.status == "open"
     assert case.assignee_id == bob.id
     assert (handoff.claimed_by_id, handoff.claimed_at.replace(tzinfo=UTC)) == (
@@ -465,6 +478,9 @@ def test_claim_without_a_briefing_from_the_writer_composes_one(case, ann, bob, s
         "tried": [{"label": "Log growth", "status": "dead_end", "summary": "Checked logrotate"}],
     }
     claim(handoff, bob)
+    db.session.commit()
+    assert run_due() == 1
+    db.session.refresh(handoff)
     briefing = handoff.briefing
     assert briefing.startswith("**Parked** by ann@example.com: Waiting for the disk report")
     assert "Waiting on: customer" in briefing
@@ -757,7 +773,15 @@ def test_claim_from_the_case_panel(app, engineer_client, case_id, silent_writer)
     body = response.get_data(as_text=True)
     assert body.lstrip().startswith('<section id="handoff-panel"')
     assert "claimed by engineer@example.com" in body
-    assert "<details open>" in body and "Briefing for engineer@example.com" in body
+    # The briefing is being written by a task: the panel polls for it, then shows it open.
+    assert "being written…" in body
+    piece = re.search(r'hx-get="([^"]*/writing/briefing/[^"]*)"', body).group(1)
+    assert 'hx-trigger="load delay:' in body
+    with app.app_context():
+        assert run_due() == 1
+    written = engineer_client.get(piece.replace("&amp;", "&"), headers=HX).get_data(as_text=True)
+    assert "being written…" not in written and "hx-get" not in written
+    assert "<details open>" in written and "Briefing for engineer@example.com" in written
     assert 'class="badge status-open" id="case-status"' in body
     assert re.search(r'id="(case-head|case-status)"[^>]*hx-swap-oob="true"', body)
 
@@ -820,8 +844,15 @@ def test_claim_from_the_queue_shows_the_briefing(app, engineer_client, client, s
     body = claimed.get_data(as_text=True)
     assert body.lstrip().startswith(f'<tr id="handoff-row-{hid}"')
     assert "You claimed case #" in body
-    assert "<strong>Escalated (elevated priority)</strong> by ann@example.com" in body
+    assert "being written…" in body  # the briefing: a task writes it after the commit
+    piece = re.search(r'hx-get="([^"]*/writing/briefing/[^"]*)"', body).group(1)
+    with app.app_context():
+        run_due()
     assert "Open case #" in body
+    briefing = engineer_client.get(piece.replace("&amp;", "&"), headers=HX)
+    assert "<strong>Escalated (elevated priority)</strong> by ann@example.com" in (
+        briefing.get_data(as_text=True)
+    )
     assert "case-changed" in json.loads(claimed.headers["HX-Trigger"])
     assert "Hot escalation" not in engineer_client.get("/queue").get_data(as_text=True)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from rq.job import Job
 
 from app.accounts.models import User
 from app.cases import lifecycle
@@ -17,9 +16,10 @@ from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
 from app.outputs import service
-from app.outputs.jobs import write_job_id, writing_state
+from app.outputs.jobs import WRITE, write_subject, writing_state
 from app.outputs.models import ResolutionOutput
 from app.outputs.service import OutputConflict, OutputInputError
+from app.tasks import Task, latest_task, run_due
 from app.tasks.queue import get_queue
 from app.writing import KINDS
 from app.writing.builtin import JARGON
@@ -88,17 +88,16 @@ def test_resolving_commits_then_a_worker_writes_three_drafts(app, users, github_
         assert resolution.event.type == "case.resolved"
         assert resolution.event.payload == {"from": "open", "to": "resolved", "summary": SUMMARY}
         assert resolution.event.actor == "alice@example.com"
-        # Committed before the job was enqueued: another session sees the resolved case.
+        # Committed with the task that writes the outputs: another session sees both.
         db.session.remove()
         case = db.session.get(Case, github_case)
         assert (case.status, case.resolution_summary) == ("resolved", SUMMARY)
         assert case.resolved_at is not None
-        job = Job.fetch(write_job_id(case.id), connection=get_queue().connection)
-        assert job.func_name == "app.outputs.jobs.write_outputs" and job.args == (
-            case.id,
-            "alice@example.com",
-        )
-        assert writing_state(case.id) == {"state": "pending", "detail": None}
+        task = latest_task(WRITE, write_subject(case.id))
+        assert task.status == "queued"
+        assert task.payload == {"case_id": case.id, "actor": "alice@example.com"}
+        state = writing_state(case.id)
+        assert (state["state"], state["detail"], state["task"]["id"]) == ("pending", None, task.id)
         assert outputs(case.id) == {}
 
     assert drain() == 0
@@ -120,7 +119,8 @@ def test_resolving_commits_then_a_worker_writes_three_drafts(app, users, github_
             e.actor == "alice@example.com" and e.payload["writer"] == "builtin" for e in generated
         )
         assert generated[0].payload["summary"] == "Ticket notes written by the built-in writer"
-        assert writing_state(github_case) == {"state": "idle", "detail": None}
+        state = writing_state(github_case)
+        assert (state["state"], state["task"]["status"]) == ("idle", "succeeded")
 
 
 @BOTH_DATABASES
@@ -383,25 +383,24 @@ def lifecycle_reopened(case: Case) -> Case:
     return case
 
 
-def test_resolving_with_redis_down_still_resolves_and_the_outputs_can_be_written_later(
-    app, users, github_case, drain, redis_url
+def test_resolving_with_redis_down_still_resolves_and_the_outputs_are_written_later(
+    app, users, github_case, redis_url
 ):
     app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
     with app.app_context():
         resolution = service.resolve_case(
             db.session.get(Case, github_case), SUMMARY, user("alice@example.com")
         )
-        assert not resolution.queued
+        # The task is a row committed with the resolution: only its wake-up was lost.
+        assert resolution.queued
         assert db.session.get(Case, github_case).status == "resolved"
-        assert writing_state(github_case)["state"] == "idle"  # unknown reads as idle
+        assert writing_state(github_case)["state"] == "pending"
     app.config["REDIS_URL"] = redis_url
     with app.app_context():
+        # Asking again while the task waits does not add a second one.
         assert service.request_write(db.session.get(Case, github_case), user("alice@example.com"))
-        # Asking twice while the job waits does not queue it twice.
-        assert service.request_write(db.session.get(Case, github_case), user("alice@example.com"))
-        assert get_queue().count == 1
-    assert drain() == 0
-    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Task.id)).where(Task.kind == WRITE)) == 1
+        assert run_due() == 1  # what the supervisor's sweep does for a task nobody woke
         assert len(outputs(github_case)) == 3
 
 
@@ -437,13 +436,14 @@ def test_a_failing_job_is_reported_with_its_error(
     with app.app_context():
         case = db.session.get(Case, github_case)
         service.resolve_case(case, SUMMARY, user("alice@example.com"))
-        job = Job.fetch(write_job_id(case.id), connection=get_queue().connection)
-        job.retries_left = 0  # fail now rather than wait for the retry schedule
-        job.save()
-    assert drain() == 1
+        task = latest_task(WRITE, write_subject(case.id))
+        task.max_attempts = 1  # fail now rather than wait for the retry schedule
+        db.session.commit()
+    assert drain() == 0
     with app.app_context():
         state = writing_state(github_case)
-        assert state == {"state": "failed", "detail": "RuntimeError: the writer broke"}
+        assert (state["state"], state["detail"]) == ("failed", "RuntimeError: the writer broke")
+        assert state["task"]["last_error"] == "RuntimeError: the writer broke"
         assert outputs(github_case) == {}
     page = engineer_client.get(f"/cases/{github_case}").get_data(as_text=True)
     assert "Writing the outputs failed: RuntimeError: the writer broke" in page

@@ -16,12 +16,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.accounts.auth import require_role
 from app.api import bp
 from app.api.common import case_or_404, json_body
-from app.branches import service
+from app.branches import service, summaries
 from app.branches.models import Attachment, Branch, BranchNote
 from app.branches.panel import prepare
 from app.branches.service import BranchError
 from app.cases.models import Case
 from app.extensions import db
+from app.tasks import latest_task, task_state
 from app.templating import as_utc
 
 #: Types an attachment keeps when downloaded; anything else goes out as a plain download
@@ -191,7 +192,10 @@ def _branch(branch: Branch, active_id: int | None) -> dict[str, Any]:
     """``{"id", "case_id", "parent_id", "label", "description", "status", "badge", "reason",
     "fork_reason", "summary", "position", "is_root", "active", "revived",
     "revived_from_id", "revival_evidence", "revived_at", "note_count", "created_at",
-    "updated_at"}``; ``badge`` is what the map shows (``revived`` for a revived dead end)."""
+    "updated_at", "summary_task"}``; ``badge`` is what the map shows (``revived`` for a
+    revived dead end); ``summary_task`` is ``{"id", "status", "attempts", "last_error"}`` of
+    the task writing the summary (``summary`` is the previous one until it succeeds), or
+    None when none was ever asked for."""
     return {
         "id": branch.id,
         "case_id": branch.case_id,
@@ -203,6 +207,7 @@ def _branch(branch: Branch, active_id: int | None) -> dict[str, Any]:
         "reason": branch.reason,
         "fork_reason": branch.fork_reason,
         "summary": branch.summary or "",
+        "summary_task": task_state(latest_task(summaries.KIND, summaries.subject(branch))),
         "position": branch.position,
         "is_root": branch.is_root,
         "active": branch.id == active_id,

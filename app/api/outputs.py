@@ -1,10 +1,11 @@
 """``/api/cases/<id>/resolve`` and ``/api/cases/<id>/outputs``: resolution outputs (C6).
 
 - ``POST /api/cases/<id>/resolve`` ``{"summary"}`` → 202 ``{"case", "outputs": "pending"}``
-  (``"not_queued"`` with a ``detail`` when the job queue is unreachable); 400 without a
-  summary; 409 when the case cannot be resolved from its status.
+  (the task writing them is committed with the resolution); 400 without a summary; 409
+  when the case cannot be resolved from its status.
 - ``GET /api/cases/<id>/outputs`` → ``{"status": "pending"|"ready"|"failed"|"none",
-  "outputs": [output...]}`` (``"detail"`` when failed).
+  "outputs": [output...], "task": {"id", "status", "attempts", "last_error"}|null}``
+  (``"detail"`` when failed; ``task``: the newest task writing them).
 - ``POST /api/cases/<id>/outputs`` → 202: write all three again (a resolved/closed case).
 - ``PATCH /api/cases/<id>/outputs/<oid>`` ``{"content"}`` and/or ``{"status": "approved" |
   "rejected"}`` → the output.
@@ -30,8 +31,6 @@ from app.outputs.models import ResolutionOutput
 from app.outputs.routes import markdown_download
 from app.outputs.service import OutputConflict
 
-QUEUE_DOWN = "the job queue is unreachable; ask again with POST /api/cases/{id}/outputs"
-
 
 @bp.post("/cases/<int:case_id>/resolve")
 @require_role("engineer")
@@ -42,17 +41,14 @@ def resolve_case(case_id: int):
     if not isinstance(summary, str) or not summary.strip():
         abort(400, description='a resolution summary is required: {"summary": "what fixed it"}')
     try:
-        resolution = service.resolve_case(case, summary, actor=current_user)
+        service.resolve_case(case, summary, actor=current_user)
     except TransitionError as exc:
         db.session.rollback()
         return illegal_transition(case, exc)
     except CaseInputError as exc:
         db.session.rollback()
         abort(400, description=str(exc))
-    answer = {"case": case.to_dict(), "outputs": "pending" if resolution.queued else "not_queued"}
-    if not resolution.queued:
-        answer["detail"] = QUEUE_DOWN.format(id=case.id)
-    return jsonify(answer), 202
+    return jsonify({"case": case.to_dict(), "outputs": "pending"}), 202
 
 
 @bp.get("/cases/<int:case_id>/outputs")
@@ -67,6 +63,7 @@ def list_outputs(case_id: int):
     answer = {"status": status, "outputs": [o.to_dict() for o in outputs]}
     if state["detail"]:
         answer["detail"] = state["detail"]
+    answer["task"] = state["task"]
     return jsonify(answer)
 
 
@@ -75,11 +72,9 @@ def list_outputs(case_id: int):
 def write_outputs(case_id: int):
     case = case_or_404(case_id)
     try:
-        queued = service.request_write(case, actor=current_user)
+        service.request_write(case, actor=current_user)
     except OutputConflict as exc:
         abort(409, description=str(exc))
-    if not queued:
-        abort(503, description=QUEUE_DOWN.format(id=case.id))
     return jsonify({"case_id": case.id, "outputs": "pending"}), 202
 
 
@@ -124,8 +119,7 @@ def regenerate_output(case_id: int, output_id: int):
     keep_edits = body.get("keep_edits", False)
     if not isinstance(keep_edits, bool):
         abort(400, description="keep_edits must be true or false")
-    if not service.request_regenerate(output, keep_edits, actor=current_user):
-        abort(503, description=QUEUE_DOWN.format(id=case_id))
+    service.request_regenerate(output, keep_edits, actor=current_user)
     return jsonify({"output": output.to_dict(), "status": "pending"}), 202
 
 

@@ -30,4 +30,4 @@ def _settings(state: BlueprintSetupState) -> None:
     )
 
 
-from app.branches import events, models, panel, routes  # noqa: E402, F401
+from app.branches import events, models, panel, routes, summaries  # noqa: E402, F401

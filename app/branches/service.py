@@ -25,7 +25,7 @@ from flask import current_app
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
 
-from app import clock, writing
+from app import clock
 from app.branches.models import BADGE_LABELS, Attachment, Branch, BranchNote
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
@@ -488,14 +488,12 @@ def add_note(branch: Branch, text: str, files: Iterable[Any] = (), actor: Any = 
 
 
 def refresh_summary(branch: Branch) -> None:
-    """Rewrite ``branch.summary`` with the configured writer from its notes and verdict.
+    """Ask for ``branch.summary`` to be rewritten from its notes and verdict, by a task
+    after the caller commits (``app/branches/summaries.py``): the writer may be slow and
+    this transaction holds the case row. The previous summary stays until then."""
+    from app.branches.summaries import request_summary
 
-    A failing writer leaves the previous summary: a note must not fail for its summary.
-    """
-    try:
-        branch.summary = writing.get_writer().branch_summary(branch_dict(branch)).text
-    except Exception:
-        log.exception("branch summary failed for branch %s; keeping the previous one", branch.id)
+    request_summary(branch)
 
 
 # --- Plain data for writers, the API and other features -------------------------------------

@@ -8,4 +8,4 @@ from flask import Blueprint
 
 bp = Blueprint("handoffs", __name__)
 
-from app.handoffs import models, routes  # noqa: E402, F401
+from app.handoffs import models, routes, tasks  # noqa: E402, F401

@@ -66,6 +66,7 @@ class Handoff(db.Model):
     def to_dict(self) -> dict:
         """The handoff as the JSON API shows it (times ISO 8601 UTC, users by email)."""
         from app.cases.models import _iso
+        from app.handoffs.tasks import task_fields
 
         return {
             "id": self.id,
@@ -84,6 +85,8 @@ class Handoff(db.Model):
             "claimed_at": _iso(self.claimed_at),
             "briefing": self.briefing,
             "writer": self.writer,
+            # The tasks writing the assessment and the briefing (None: never asked for).
+            **task_fields(self),
         }
 
 

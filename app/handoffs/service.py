@@ -19,7 +19,7 @@ from sqlalchemy import case as sa_case
 from sqlalchemy import func, update
 from sqlalchemy.orm import contains_eager
 
-from app import clock, writing
+from app import clock
 from app.accounts.models import User
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError, TransitionError
@@ -27,7 +27,7 @@ from app.cases.models import Case
 from app.extensions import db
 from app.handoffs.models import INTENTS, PRIORITIES, TARGET_STATUS, Handoff
 from app.logs import log
-from app.writing import Written
+from app.writing.builtin import BuiltinWriter
 from app.writing.context import case_context, register_context
 
 #: Statuses in which a case waits for its handoff to be claimed.
@@ -93,8 +93,9 @@ def create_handoff(
 
     Stores a snapshot (``build_snapshot``), moves the case to parked/escalated through the
     lifecycle (event ``case.parked``/``case.escalated`` with ``handoff_id``, acting user
-    ``actor``), and for an escalation stores the writer's assessment (None when the writer
-    has none). The caller commits.
+    ``actor``), and for an escalation asks a task for the writer's assessment
+    (``app/handoffs/tasks.py``; ``handoff.assessment`` stays None until it is written, or
+    when the writer has none). The caller commits.
 
     Raises ``HandoffInputError`` (400) for a bad value, ``TransitionError`` (409, names the
     allowed statuses) when the case's status does not allow it, ``HandoffConflict`` (409,
@@ -169,10 +170,9 @@ def create_handoff(
     # Reassigned (not mutated) so the JSON column sees the change.
     event.payload = {**event.payload, "handoff_id": handoff.id}
     if intent == "escalate":
-        written = _ask("assessment", _writer_context(case, branches))
-        handoff.assessment = _normalise_assessment(written.data if written else None)
-        if handoff.assessment is not None:
-            handoff.writer = written.written_by
+        from app.handoffs.tasks import request_assessment
+
+        request_assessment(handoff, actor)
     return handoff
 
 
@@ -181,9 +181,9 @@ def create_handoff(
 
 def claim(handoff: Handoff, actor: User) -> Handoff:
     """``actor`` takes the handoff: the case goes back to ``open`` (event ``case.claimed``
-    with ``handoff_id``), is assigned to ``actor``, and the handoff records who and when and
-    the briefing written for them (the writer's, or one composed from the snapshot when the
-    writer has none). The caller commits.
+    with ``handoff_id``), is assigned to ``actor``, and the handoff records who and when; a
+    task then writes their briefing (the writer's, or one composed from the snapshot when
+    the writer has none; ``app/handoffs/tasks.py``). The caller commits.
 
     Raises ``HandoffConflict`` (409): ``already_claimed`` naming who claimed it, or
     ``handoff_not_waiting`` when the case moved on without a claim (reopened, resolved,
@@ -219,13 +219,9 @@ def claim(handoff: Handoff, actor: User) -> Handoff:
     db.session.refresh(handoff, ["claimed_by_id", "claimed_at"])
     handoff.claimed_by = actor
 
-    branches = _branches(case)
-    context = _writer_context(case, branches)
-    written = _ask("briefing", context, _handoff_for_writer(handoff))
-    if written is not None and written.text.strip():
-        handoff.briefing, handoff.writer = written.text.strip(), written.written_by
-    else:
-        handoff.briefing = plain_briefing(handoff)
+    from app.handoffs.tasks import request_briefing
+
+    request_briefing(handoff, actor)
     lifecycle.transition(
         case,
         "open",
@@ -335,12 +331,12 @@ def build_snapshot(
          "watch_out": [{"id", "label", "reason"}]  (dead ends: do not repeat them)}
 
     ``branches`` are the writer's branch dicts (``app.writing``); their
-    ``summary`` is used when present, else the writer's ``branch_summary``.
+    ``summary`` is used when present, else the built-in writer's ``branch_summary`` (local
+    and instant: the configured writer may be an LLM, and this runs under the case's lock).
     """
     active, parked = lifecycle.live_seconds(case)
     ordered = _tree(branches)
-    writer = writing.get_writer() if any(not b.get("summary") for b in ordered) else None
-    summaries = {b["id"]: _summary(b, writer) for b in ordered}
+    summaries = {b["id"]: _summary(b) for b in ordered}
     by_id = {b["id"]: b for b in ordered}
     active_branch = by_id.get(case.active_branch_id)
     tried = [
@@ -418,11 +414,11 @@ def _tree(branches: list[dict]) -> list[dict]:
     return ordered
 
 
-def _summary(branch: dict, writer: Any) -> str:
+def _summary(branch: dict) -> str:
     if branch.get("summary"):
         return str(branch["summary"])
     try:
-        return writer.branch_summary(branch).text
+        return BuiltinWriter().branch_summary(branch).text
     except Exception:  # a summary is a nicety; a handoff must not fail on it
         log.warning("handoff.branch_summary_failed", branch_id=branch.get("id"), exc_info=True)
         return ""
@@ -452,25 +448,6 @@ def _derive_next_step(
 
 
 # -- the writer ----------------------------------------------------------------------------
-
-
-def _ask(method: str, *args: Any) -> Written | None:
-    """The configured writer's ``method(*args)``, or None when the writer has none
-    (NotImplementedError) or fails: a handoff or claim must not fail because a document
-    could not be written."""
-    writer = writing.get_writer()
-    try:
-        return getattr(writer, method)(*args)
-    except NotImplementedError:
-        return None
-    except Exception:
-        log.warning(
-            "handoff.writer_failed",
-            method=method,
-            writer=getattr(writer, "name", None),
-            exc_info=True,
-        )
-        return None
 
 
 def _branches(case: Case) -> list[dict]:

@@ -1,151 +1,100 @@
-"""RQ jobs that write resolution outputs: thin wrappers around ``app.outputs.service``.
+"""Tasks that write resolution outputs (kinds ``outputs.write`` and ``outputs.regenerate``):
+thin wrappers around ``app.outputs.service``.
 
-Enqueued by import path after the commit that asked for them, with deterministic job ids
-(``outputs-<queue>-<case id>`` for all three, ``…-<kind>`` for one regenerated), so
-the case page can tell that writing is under way (``writing_state``) and a second request
-while one waits does not queue a duplicate.
+The task is created in the transaction that asks for it (resolving the case, "write them
+again", "regenerate"), so an acknowledged request is never without its task; the writer
+then works in a worker with no transaction open (``service._write``). Subjects are
+``case:<id>`` (all three) and ``output:<id>`` (one regenerated): one unfinished task per
+subject, so a second click while one waits returns the first. ``writing_state`` reads
+where writing stands from the tasks table.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from flask import current_app
-from redis.exceptions import RedisError
-from rq import Retry
-from rq.job import Job, JobStatus
+from app.extensions import db
+from app.tasks import Task, create_task, latest_task, task_kind, task_state
 
-from app.logs import log
-from app.tasks.context import job_context
-from app.tasks.queue import get_queue, redis_connection
-
-WRITE_OUTPUTS = "app.outputs.jobs.write_outputs"
-REGENERATE_OUTPUT = "app.outputs.jobs.regenerate_output"
-#: Job states in which the writing is still to come.
-WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+WRITE = "outputs.write"
+REGENERATE = "outputs.regenerate"
 
 
-def write_job_id(case_id: int) -> str:
-    """``outputs-<queue>-<case id>``: case ids repeat across databases that share one Redis
-    (deployments, test runs), queue names tell them apart."""
-    return f"outputs-{_queue_part()}-{case_id}"
+def write_subject(case_id: int) -> str:
+    return f"case:{case_id}"
 
 
-def regenerate_job_id(case_id: int, kind: str) -> str:
-    return f"{write_job_id(case_id)}-{kind}"
+def regenerate_subject(output_id: int) -> str:
+    return f"output:{output_id}"
 
 
-def _queue_part() -> str:
-    # RQ job ids allow letters, digits, "_" and "-" only.
-    return re.sub(r"[^A-Za-z0-9_-]", "_", current_app.config["RQ_QUEUE"])
+def enqueue_write(case_id: int, actor: str | None = None) -> Task:
+    """Add the task writing the three outputs of case ``case_id``; the caller commits."""
+    return create_task(WRITE, write_subject(case_id), {"case_id": case_id, "actor": actor})
 
 
-def job_ids(case_id: int) -> list[str]:
-    from app.writing import KINDS
-
-    return [write_job_id(case_id), *(regenerate_job_id(case_id, kind) for kind in KINDS)]
-
-
-def enqueue_write(case_id: int, actor: str | None = None) -> bool:
-    """Enqueue ``write_outputs(case_id)``; False when Redis is unreachable (the case page
-    then offers to write them)."""
-    return _enqueue(WRITE_OUTPUTS, write_job_id(case_id), case_id, actor)
+def enqueue_regenerate(output: Any, keep_edits: bool = False, actor: str | None = None) -> Task:
+    """Add the task writing ``output`` again; the caller commits."""
+    payload = {"output_id": output.id, "keep_edits": bool(keep_edits), "actor": actor}
+    return create_task(REGENERATE, regenerate_subject(output.id), payload)
 
 
-def enqueue_regenerate(output: Any, keep_edits: bool = False, actor: str | None = None) -> bool:
-    """Enqueue ``regenerate_output`` for ``output``; False when Redis is unreachable."""
-    return _enqueue(
-        REGENERATE_OUTPUT,
-        regenerate_job_id(output.case_id, output.kind),
-        output.id,
-        bool(keep_edits),
-        actor,
-    )
-
-
-def _enqueue(function: str, job_id: str, *args: Any) -> bool:
-    from app.writing.llm import llm_settings
-
-    settings = llm_settings()
-    # Three documents, each one LLM call at most: room for all of them to time out.
-    timeout = int(3 * settings["timeout"] + 60) if settings else 180
-    try:
-        connection = redis_connection()
-        existing = (
-            Job.fetch(job_id, connection=connection)
-            if Job.exists(job_id, connection=connection)
-            else None
-        )
-        if existing is not None and existing.get_status(refresh=True) in WAITING:
-            return True  # already on its way; the running job reads the latest facts
-        get_queue().enqueue(
-            function,
-            *args,
-            job_id=job_id,
-            job_timeout=timeout,
-            retry=Retry(max=2, interval=[10, 60]),
-            result_ttl=300,
-            failure_ttl=7 * 86400,
-        )
-        return True
-    except RedisError as exc:
-        log.warning("outputs.enqueue_failed", job_id=job_id, error=str(exc))
-        return False
-
-
-def write_outputs(case_id: int, actor: str | None = None) -> str:
-    """RQ job: write the three outputs of case ``case_id``."""
+# Three documents, each one LLM call at most (LLM_TIMEOUT_SECONDS, default 30): room for all
+# of them to time out.
+@task_kind(WRITE, retry=(10, 60), timeout=600)
+def write_outputs(task: Task) -> str:
     from app.outputs import service
 
-    with job_context():
-        written = service.write_outputs(case_id, actor=actor)
-        return f"wrote {len(written)} outputs"
+    payload = task.payload
+    written = service.write_outputs(payload["case_id"], actor=payload.get("actor"))
+    return f"wrote {len(written)} outputs"
 
 
-def regenerate_output(output_id: int, keep_edits: bool = False, actor: str | None = None) -> str:
-    """RQ job: write output ``output_id`` again (keeping edits if asked)."""
-    from app.extensions import db
+@task_kind(REGENERATE, retry=(10, 60), timeout=300)
+def regenerate_output(task: Task) -> str:
     from app.outputs import service
     from app.outputs.models import ResolutionOutput
 
-    with job_context():
-        output = db.session.get(ResolutionOutput, output_id)
-        if output is None:
-            return "output gone"
-        service.regenerate(output, keep_edits=keep_edits, actor=actor)
-        return f"regenerated {output.kind}"
+    payload = task.payload
+    output = db.session.get(ResolutionOutput, payload["output_id"])
+    if output is None:
+        return "output gone"
+    service.regenerate(output, keep_edits=payload.get("keep_edits", False),
+                       actor=payload.get("actor"))  # fmt: skip
+    return f"regenerated {output.kind}"
 
 
 def writing_state(case_id: int, since: Any = None) -> dict:
     """Where writing stands for a case: ``{"state": "pending"|"failed"|"idle",
-    "detail": str|None}``.
+    "detail": str|None, "task": {"id", "status", "attempts", "last_error"}|None}``.
 
-    ``pending``: a job is queued, running or waiting to retry. ``failed``: the latest job
-    failed after ``since`` (the newest output's time; None: any failure counts), with the
-    error's last line. Redis unreachable reads as idle (the page still shows what is stored).
+    ``pending``: a task is queued, running or waiting to retry (``task`` is it). ``failed``:
+    the latest task failed after ``since`` (the newest output's time; None: any failure
+    counts), ``detail`` its error's last line. ``task`` is otherwise the newest task.
     """
-    try:
-        connection = redis_connection()
-        jobs = [job for job in Job.fetch_many(job_ids(case_id), connection=connection) if job]
-        statuses = [(job, job.get_status(refresh=False)) for job in jobs]
-    except RedisError as exc:
-        log.warning("outputs.state_unknown", case_id=case_id, error=str(exc))
-        return {"state": "idle", "detail": None}
-    if any(status in WAITING for _, status in statuses):
-        return {"state": "pending", "detail": None}
+    from app.outputs.models import ResolutionOutput
     from app.templating import as_utc
 
+    output_ids = db.session.scalars(
+        db.select(ResolutionOutput.id).where(ResolutionOutput.case_id == case_id)
+    ).all()
+    tasks = [latest_task(WRITE, write_subject(case_id))]
+    tasks += [latest_task(REGENERATE, regenerate_subject(i)) for i in output_ids]
+    tasks = [t for t in tasks if t is not None]
+    pending = [t for t in tasks if t.pending]
+    if pending:
+        return {"state": "pending", "detail": None, "task": task_state(pending[0])}
     failed = [
-        job
-        for job, status in statuses
-        if status == JobStatus.FAILED
-        and job.ended_at is not None
-        and (since is None or as_utc(job.ended_at) > as_utc(since))
+        t
+        for t in tasks
+        if t.status == "failed"
+        and t.finished_at is not None
+        and (since is None or as_utc(t.finished_at) > as_utc(since))
     ]
     if failed:
-        latest = max(failed, key=lambda job: as_utc(job.ended_at))
-        error = (latest.latest_result().exc_string if latest.latest_result() else "") or ""
-        lines = [line for line in error.strip().splitlines() if line.strip()]
-        return {"state": "failed", "detail": lines[-1] if lines else "the job failed"}
-    return {"state": "idle", "detail": None}
+        latest = max(failed, key=lambda t: as_utc(t.finished_at))
+        lines = [line for line in (latest.last_error or "").strip().splitlines() if line.strip()]
+        detail = lines[-1] if lines else "the task failed"
+        return {"state": "failed", "detail": detail, "task": task_state(latest)}
+    newest = max(tasks, key=lambda t: as_utc(t.created_at), default=None)
+    return {"state": "idle", "detail": None, "task": task_state(newest)}

@@ -59,18 +59,15 @@ def resolve(case_id: int):
     case = _case(case_id)
     summary = request.form.get("summary", "")
     try:
-        resolution = service.resolve_case(case, summary, actor=current_user)
+        service.resolve_case(case, summary, actor=current_user)
     except (CaseInputError, TransitionError) as exc:
         db.session.rollback()
         return _refused(case, str(exc), draft=summary)
-    message = (
+    flash(
         "Case resolved. The ticket notes, knowledge-base article and client summary are "
-        "being written."
-        if resolution.queued
-        else "Case resolved, but the job queue is unreachable: use “Write the outputs” "
-        "once it is back."
+        "being written.",
+        "info",
     )
-    flash(message, "info" if resolution.queued else "error")
     if request.htmx:
         # The whole page changes (status, actions, header, timeline): reload it. (A redirect
         # to the same page with only a #fragment would not reload.)
@@ -86,11 +83,9 @@ def write(case_id: int):
     """Write all three outputs (again) for a resolved case: after a failed or lost job."""
     case = _case(case_id)
     try:
-        queued = service.request_write(case, actor=current_user)
+        service.request_write(case, actor=current_user)
     except OutputConflict as exc:
         return _refused(case, str(exc))
-    if not queued:
-        return _refused(case, "the job queue is unreachable; try again in a moment")
     return _done(case, None)
 
 
@@ -130,10 +125,7 @@ def regenerate(case_id: int, output_id: int):
     """Write the output again (``keep_edits`` checked: an edited text stays as it is)."""
     case, output = _output(case_id, output_id)
     keep_edits = request.form.get("keep_edits") in ("1", "on", "true", "yes")
-    if not service.request_regenerate(output, keep_edits, actor=current_user):
-        return _refused(
-            case, "the job queue is unreachable; try again in a moment", tab=output.kind
-        )
+    service.request_regenerate(output, keep_edits, actor=current_user)
     return _done(case, output.kind)
 
 

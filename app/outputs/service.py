@@ -1,10 +1,10 @@
 """Resolution outputs (SPEC C6): resolve a case, write its three documents, work them.
 
 Plain functions that tests call without HTTP. Writes happen in the caller's session and each
-function commits where it says so (resolving commits before enqueueing, so the worker sees
-the resolved case). Every change writes its case event in the same transaction:
-``case.resolved`` (by the lifecycle), ``output.generated``, ``output.edited``,
-``output.approved``, ``output.rejected``.
+function commits where it says so (resolving commits the resolved case together with the
+task that writes its outputs, ``app/outputs/jobs.py``). Every change writes its case event
+in the same transaction: ``case.resolved`` (by the lifecycle), ``output.generated``,
+``output.edited``, ``output.approved``, ``output.rejected``.
 """
 
 from __future__ import annotations
@@ -43,15 +43,16 @@ class OutputConflict(Exception):
 
 @dataclass
 class Resolution:
-    """What ``resolve_case`` did: the ``case.resolved`` event, and whether the job that
-    writes the outputs is queued (False: Redis was unreachable; ``request_write`` later)."""
+    """What ``resolve_case`` did: the ``case.resolved`` event, and whether the task that
+    writes the outputs is queued (always: it is committed with the resolution)."""
 
     event: CaseEvent
     queued: bool
 
 
 def resolve_case(case: Case, summary: str, actor: Any = None) -> Resolution:
-    """Resolve ``case`` with ``summary`` (what fixed it), commit, then enqueue the writing.
+    """Resolve ``case`` with ``summary`` (what fixed it) and commit it with the task that
+    writes the outputs.
 
     Raises ``OutputInputError`` for an empty or over-long summary and
     ``lifecycle.TransitionError`` (409) when the case cannot be resolved from its status;
@@ -64,17 +65,17 @@ def resolve_case(case: Case, summary: str, actor: Any = None) -> Resolution:
         raise OutputInputError(f"the resolution summary is over {SUMMARY_LIMIT} characters")
     event = lifecycle.transition(case, "resolved", actor=actor, payload={"summary": summary})
     case.resolution_summary = summary
-    db.session.commit()
     from app.outputs.jobs import enqueue_write
 
-    return Resolution(event, enqueue_write(case.id, actor=_email(actor)))
+    enqueue_write(case.id, actor=_email(actor))
+    db.session.commit()
+    return Resolution(event, True)
 
 
 def request_write(case: Case, actor: Any = None) -> bool:
-    """Enqueue the writing of all three outputs again for a resolved (or closed) case.
-
-    For when the first job never ran (Redis was down) or failed. Raises
-    ``OutputConflict`` for a case that is not resolved or closed. Returns whether queued.
+    """Ask for all three outputs to be written again for a resolved (or closed) case, and
+    commit: for when the first task failed. Raises ``OutputConflict`` for a case that is
+    not resolved or closed. Returns True (queued, or already on its way).
     """
     if case.status not in ("resolved", "closed"):
         raise OutputConflict(
@@ -82,14 +83,18 @@ def request_write(case: Case, actor: Any = None) -> bool:
         )
     from app.outputs.jobs import enqueue_write
 
-    return enqueue_write(case.id, actor=_email(actor))
+    enqueue_write(case.id, actor=_email(actor))
+    db.session.commit()
+    return True
 
 
 def request_regenerate(output: ResolutionOutput, keep_edits: bool, actor: Any = None) -> bool:
-    """Enqueue a regeneration of ``output`` (see ``regenerate``); returns whether queued."""
+    """Ask for ``output`` to be written again (see ``regenerate``) and commit; True."""
     from app.outputs.jobs import enqueue_regenerate
 
-    return enqueue_regenerate(output, keep_edits=keep_edits, actor=_email(actor))
+    enqueue_regenerate(output, keep_edits=keep_edits, actor=_email(actor))
+    db.session.commit()
+    return True
 
 
 def write_outputs(case_id: int, actor: str | None = None) -> list[ResolutionOutput]:
@@ -201,9 +206,12 @@ def get_output(case: Case, output_id: int) -> ResolutionOutput | None:
 
 
 def _write(case: Case, kinds: tuple[str, ...]) -> dict[str, Written]:
-    """Ask the configured writer for ``kinds`` (no database writes: an LLM may be slow)."""
+    """Ask the configured writer for ``kinds``. Reads the case, then ends the transaction
+    before the writer works (an LLM may be slow; nothing is held meanwhile)."""
+    case_id = case.id
     context = case_context(case)
     summary = case.resolution_summary or ""
+    db.session.commit()
     writer = writing.get_writer()
     written: dict[str, Written] = {}
     for kind in kinds:
@@ -211,7 +219,7 @@ def _write(case: Case, kinds: tuple[str, ...]) -> dict[str, Written]:
         written[kind] = document
         log.info(
             "outputs.written",
-            case_id=case.id,
+            case_id=case_id,
             kind=kind,
             writer=document.writer,
             model=document.model,
