@@ -140,7 +140,12 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
     briefing_text = briefing.inner_text()
     assert f"You claimed case #{case_id}" in briefing_text
     assert "It is open again and assigned to you" in briefing_text
-    assert WAITING_ON in briefing_text
+    # The briefing is a task's: "being written…" until the worker has written it, then the
+    # fragment's poll swaps it in.
+    assert "being written…" in briefing_text
+    assert drain() == 0
+    briefing.get_by_text(WAITING_ON).first.wait_for()
+    assert "being written…" not in briefing.inner_text()
     page.get_by_role("link", name=f"Open case #{case_id} →").click()
     page.wait_for_url(f"**/cases/{case_id}")
     assert page.locator("#case-status").inner_text() == "open"

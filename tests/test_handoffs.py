@@ -931,7 +931,12 @@ def test_modal_and_queue_in_the_browser(app, make_user, silent_writer, request):
     page.wait_for_url(lambda url: url.endswith("/queue"))
     row.get_by_role("button", name=f"Claim case #{case_id}").click()
     page.get_by_text(f"You claimed case #{case_id}").wait_for()
-    assert "Replication lag is beyond me" in page.locator(".handoffs-briefing").inner_text()
+    briefing = page.locator(".handoffs-briefing")
+    assert "being written…" in briefing.inner_text()  # a task writes it: the fragment polls
+    with app.app_context():
+        assert run_due() == 2  # the escalation's assessment, the briefing
+    briefing.get_by_text("Replication lag is beyond me").first.wait_for()
+    assert "being written…" not in briefing.inner_text()
     page.get_by_role("link", name=f"Open case #{case_id} →").click()
     page.wait_for_url(f"**/cases/{case_id}")
     assert page.locator("#case-status").inner_text() == "open"

@@ -15,7 +15,7 @@ from typing import Any
 from app import writing
 from app.branches.models import Branch
 from app.extensions import db
-from app.tasks import Task, create_task, task_kind
+from app.tasks import Task, create_task, latest_task, task_kind
 from app.writing.pieces import Piece, register_piece
 
 KIND = "writing.branch_summary"
@@ -28,9 +28,16 @@ def subject(branch: Branch) -> str:
 
 
 def request_summary(branch: Branch, actor: Any = None) -> Task:
-    """Ask for ``branch``'s summary to be (re)written; the caller commits. One task per
-    branch at a time: a task on its way picks up the latest notes."""
-    return create_task(KIND, subject(branch), {"branch_id": branch.id}, priority=50)
+    """Ask for ``branch``'s summary to be (re)written; the caller commits.
+
+    A queued task is reused (it will read the latest notes). A running one may already be
+    past its last look at the branch, so a new task follows it.
+    """
+    latest = latest_task(KIND, subject(branch))
+    following = latest is not None and latest.status == "running"
+    return create_task(
+        KIND, subject(branch), {"branch_id": branch.id}, priority=50, dedup=not following
+    )
 
 
 @task_kind(KIND, retry=(10, 60, 300), timeout=300)
