@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app import clock
+from app.branches.service import ensure_root
 from app.cases.models import Case
 from app.extensions import db
 from app.webhooks.cli import create_endpoint
@@ -29,6 +30,8 @@ def make_case(app, title="Disk full on db-1", *, endpoint_id=None, **fields) -> 
         case = Case(title=title, endpoint_id=endpoint_id, created_at=now, updated_at=now,
                     status_changed_at=now, **{**values, **fields})  # fmt: skip
         db.session.add(case)
+        db.session.commit()
+        ensure_root(case)  # as the case.opened subscriber does
         db.session.commit()
         return case.id
 
