@@ -89,7 +89,7 @@ def requeue_command(older_than: float) -> None:
     """Wake workers for deliveries stored but not processed yet (the supervisor does this by
     itself within seconds; this is for the impatient)."""
     try:
-        partitions = wake_stranded(older_than)
+        partitions = wake_stranded(older_than, force=True)
     except RedisError as exc:
         raise click.ClickException(f"Redis is unreachable ({exc}); is REDIS_URL right?") from exc
     count = pending_deliveries()
