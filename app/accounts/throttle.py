@@ -129,8 +129,11 @@ def _too_many(error: TooManyRequests) -> ResponseReturnValue:
     from app.accounts.auth import safe_next, wants_json
     from app.accounts.forms import LoginForm, PasswordForm
 
-    limit = limiter.current_limit
-    wait = max(1, int(limit.reset_at - time.time())) if limit else 60
+    try:
+        limit = limiter.current_limit
+        wait = max(1, int(limit.reset_at - time.time())) if limit else 60
+    except Exception:  # the storage went away since the check: a refusal all the same
+        wait = 60
     message = (
         f"Too many failed password attempts. Wait {wait} second{'s' if wait != 1 else ''}, "
         "then try again."
