@@ -561,7 +561,7 @@ def test_console_fork_switch_conclude_and_note_update_the_map_in_place(
     assert html.lstrip().startswith('<div id="branch-map"')
     # The case page's panels (header, timeline, handoffs) reload on case-changed.
     assert json.loads(answer.headers["HX-Trigger"]) == {"case-changed": {"source": "branches"}}
-    assert "case-changed[detail.source !== 'branches'] from:body" in html
+    assert 'hx-trigger="case-refresh" data-case-panel="branches"' in html  # static/console.js
     with app.app_context():
         dns = db.session.scalar(db.select(Branch).where(Branch.label == "DNS"))
         dns_id = dns.id

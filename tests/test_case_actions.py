@@ -152,7 +152,7 @@ def test_close_and_reopen_with_notes_and_illegal_transitions(app, engineer_clien
 def test_actions_reload_when_another_feature_changed_the_case(app, viewer_client):
     case_id = make_case(app)
     page = viewer_client.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert "hx-trigger=\"case-changed[detail.source !== 'cases'] from:body\"" in page
+    assert 'hx-trigger="case-refresh" data-case-panel="cases"' in page  # static/console.js
     with app.app_context():
         from app.cases import lifecycle
 
@@ -301,8 +301,8 @@ def test_table_shows_assignees_and_a_checkbox_per_row_for_engineers(app, table, 
     assert 'id="bulk-form"' in page
     # The poll pauses while a row is ticked, so a refresh cannot drop the selection.
     assert (
-        "hx-trigger=\"every 3s [!document.querySelector('#case-table input[name=case_id]"
-        ":checked')]\"" in page
+        'hx-trigger="every 3s" data-poll-paused-while="#case-table input[name=case_id]:checked"'
+        in page
     )
     seen = viewer_client.get("/cases").get_data(as_text=True)
     assert 'name="case_id"' not in seen and 'id="bulk-form"' not in seen
