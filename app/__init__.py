@@ -53,8 +53,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     login_manager.init_app(app)
 
-    from app import health, logs
-    from app.accounts import auth
+    from app import health, logs, security
+    from app.accounts import auth, throttle
     from app.accounts import bp as accounts_bp
     from app.accounts import models as _accounts  # noqa: F401
     from app.accounts.cli import register_cli as register_accounts_cli
@@ -94,6 +94,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     register_filters(app)
     app.register_error_handler(HTTPException, _http_error)
+    throttle.init_app(app)  # its 429 handler is more specific than _http_error
+    security.init_app(app)
     app.session_interface = _SessionInterface()
     return app
 

@@ -89,5 +89,11 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         # hours, and an expired token would make every htmx action fail.
         "WTF_CSRF_TIME_LIMIT": None,
         "ADMIN_EMAIL": env.get("CASEHOOK_ADMIN_EMAIL", "admin@localhost"),
+        # Failed password checks (sign-in, password change) allowed per client address and
+        # per account before 429 (app/accounts/throttle.py); "N/second|minute|hour|day".
+        "LOGIN_LIMIT_PER_IP": env.get("CASEHOOK_LOGIN_LIMIT_PER_IP", "10/minute"),
+        "LOGIN_LIMIT_PER_ACCOUNT": env.get("CASEHOOK_LOGIN_LIMIT_PER_ACCOUNT", "5/minute"),
+        # Reverse proxies in front that set X-Forwarded-For/-Proto (0: none, use the peer).
+        "TRUSTED_PROXIES": int(env.get("CASEHOOK_TRUSTED_PROXIES", 0)),
         **overrides,
     }

@@ -2,10 +2,21 @@
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import structlog
 
 _configured = False
+#: True while ``quiet()`` is on in this context (thread or task).
+_quiet: ContextVar[bool] = ContextVar("casehook_logs_quiet", default=False)
+
+
+def _drop_when_quiet(logger, method_name, event_dict):
+    if _quiet.get():
+        raise structlog.DropEvent
+    return event_dict
 
 
 def configure() -> None:
@@ -15,6 +26,7 @@ def configure() -> None:
         return
     structlog.configure(
         processors=[
+            _drop_when_quiet,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(),
@@ -27,3 +39,14 @@ def configure() -> None:
 
 
 log = structlog.get_logger("casehook")
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Drop Casehook's log lines in this context while it lasts: a CLI command that sends
+    requests in process (``flask demo``) prints sentences for people, not JSON lines."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)

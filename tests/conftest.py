@@ -166,6 +166,9 @@ def add_case(title: str, status: str, at) -> Case:
     )
     db.session.add(case)
     db.session.flush()
+    from app.branches.service import ensure_root
+
+    ensure_root(case)  # as a case.opened subscriber does
     return case
 
 

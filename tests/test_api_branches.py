@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from app.branches.service import ensure_root
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
@@ -24,6 +25,8 @@ def api(app, api_token, tmp_path):
     with app.app_context():
         case = Case(title="Checkout webhooks fail with 502", provider="github")
         db.session.add(case)
+        db.session.commit()
+        ensure_root(case)  # as the case.opened subscriber does
         db.session.commit()
         case_id = case.id
 
@@ -368,6 +371,8 @@ def test_anonymous_is_401_and_unknown_things_are_404(api, app):
     with app.app_context():
         other = Case(title="Other", provider="github")
         db.session.add(other)
+        db.session.commit()
+        ensure_root(other)  # as the case.opened subscriber does
         db.session.commit()
         other_id = other.id
     other_root = api.get(f"/api/cases/{other_id}/branches").get_json()["tree"]["id"]

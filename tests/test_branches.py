@@ -17,6 +17,7 @@ from app.branches.service import (
     BranchError,
     BranchInputError,
     Upload,
+    ensure_root,
 )
 from app.cases.models import Case
 from app.events.models import CaseEvent
@@ -42,6 +43,8 @@ def ctx(app, make_user, attachments_dir):
         case = Case(title="Deliveries to the billing hook time out", provider="github")
         db.session.add(case)
         db.session.commit()
+        ensure_root(case)  # as the case.opened subscriber does
+        db.session.commit()
         yield case, db.session.get(User, engineer_id)
 
 
@@ -65,12 +68,10 @@ def forked(case, actor, *labels: str) -> list[Branch]:
 
 
 @BOTH_DATABASES
-def test_every_case_gets_its_root_lazily_and_only_once(ctx):
-    case, _ = ctx
-    assert service.root_of(case) is None and case.active_branch_id is None
-    root, created = service.ensure_root(case)
-    db.session.commit()
-    assert created and root.is_root and root.status == "active" and root.label == "Root"
+def test_every_case_gets_its_root_once(ctx):
+    case, _ = ctx  # made with its root, as the case.opened subscriber does
+    root = service.root_of(case)
+    assert root.is_root and root.status == "active" and root.label == "Root"
     assert case.active_branch_id == root.id
     again, created = service.ensure_root(case)
     assert not created and again.id == root.id
@@ -237,6 +238,7 @@ def test_switch_refuses_a_branch_of_another_case(ctx):
     other = Case(title="Other", provider="github")
     db.session.add(other)
     db.session.flush()
+    ensure_root(other)  # as the case.opened subscriber does
     other_root, _ = service.ensure_root(other)
     with pytest.raises(BranchInputError, match="belongs to another case"):
         service.switch(case, other_root, actor=eng)
@@ -342,6 +344,7 @@ def test_revive_refusals(ctx):
     other = Case(title="Other", provider="github")
     db.session.add(other)
     db.session.flush()
+    ensure_root(other)  # as the case.opened subscriber does
     other_root, _ = service.ensure_root(other)
     with pytest.raises(BranchInputError, match="belongs to another case"):
         service.revive(dns, other_root, "evidence", actor=eng)
@@ -537,6 +540,8 @@ def case_id(app):
         case = Case(title="Deliveries to the billing hook time out", provider="github")
         db.session.add(case)
         db.session.commit()
+        ensure_root(case)  # as the case.opened subscriber does
+        db.session.commit()
         return case.id
 
 
@@ -573,7 +578,7 @@ def test_console_fork_switch_conclude_and_note_update_the_map_in_place(
     assert html.lstrip().startswith('<div id="branch-map"')
     # The case page's panels (header, timeline, handoffs) reload on case-changed.
     assert json.loads(answer.headers["HX-Trigger"]) == {"case-changed": {"source": "branches"}}
-    assert "case-changed[detail.source !== 'branches'] from:body" in html
+    assert 'hx-trigger="case-refresh" data-case-panel="branches"' in html  # static/console.js
     with app.app_context():
         dns = db.session.scalar(db.select(Branch).where(Branch.label == "DNS"))
         dns_id = dns.id
@@ -727,6 +732,8 @@ def test_the_map_updates_in_place_in_the_browser(
     with app.app_context():
         case = Case(title="Checkout webhooks fail with 502", provider="github")
         db.session.add(case)
+        db.session.commit()
+        ensure_root(case)  # as the case.opened subscriber does
         db.session.commit()
         case_id = case.id
     page = request.getfixturevalue("browser_page")

@@ -35,8 +35,21 @@ def _chromium_path() -> str:
     return path
 
 
+#: Runs in every page before its own scripts (outside the page's CSP): reports what the CSP
+#: blocked, and htmx refusing to evaluate JavaScript, on the console for the listener below.
+REPORT_BLOCKED = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} ${e.sample || ""}`));
+document.addEventListener("htmx:evalDisallowedError", (e) => console.error(
+  `CSP violation: htmx would have evaluated JavaScript on ${e.target.outerHTML.slice(0, 120)}`));
+"""
+
+
 @pytest.fixture
 def browser_page():
+    """A Chromium page. ``page.csp_violations`` lists what the Content-Security-Policy
+    blocked (and uncaught script errors); every browser test checks on the way out that it
+    is empty."""
     from playwright.sync_api import sync_playwright
 
     executable = _chromium_path()
@@ -44,8 +57,19 @@ def browser_page():
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.set_default_timeout(15_000)
+        page.add_init_script(REPORT_BLOCKED)
+        page.csp_violations = csp_violations = []
+
+        def on_console(message) -> None:
+            text = message.text
+            if message.type == "error" and ("Content Security Policy" in text or "CSP" in text):
+                csp_violations.append(f"{page.url}: {text}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: csp_violations.append(f"{page.url}: {error}"))
         yield page
         browser.close()
+    assert csp_violations == [], "the console broke its Content-Security-Policy"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app import clock
+from app.branches.service import ensure_root
 from app.cases.models import Case
 from app.extensions import db
 from app.webhooks.cli import create_endpoint
@@ -29,6 +30,8 @@ def make_case(app, title="Disk full on db-1", *, endpoint_id=None, **fields) -> 
         case = Case(title=title, endpoint_id=endpoint_id, created_at=now, updated_at=now,
                     status_changed_at=now, **{**values, **fields})  # fmt: skip
         db.session.add(case)
+        db.session.commit()
+        ensure_root(case)  # as the case.opened subscriber does
         db.session.commit()
         return case.id
 
@@ -149,7 +152,7 @@ def test_close_and_reopen_with_notes_and_illegal_transitions(app, engineer_clien
 def test_actions_reload_when_another_feature_changed_the_case(app, viewer_client):
     case_id = make_case(app)
     page = viewer_client.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert "hx-trigger=\"case-changed[detail.source !== 'cases'] from:body\"" in page
+    assert 'hx-trigger="case-refresh" data-case-panel="cases"' in page  # static/console.js
     with app.app_context():
         from app.cases import lifecycle
 
@@ -298,8 +301,8 @@ def test_table_shows_assignees_and_a_checkbox_per_row_for_engineers(app, table, 
     assert 'id="bulk-form"' in page
     # The poll pauses while a row is ticked, so a refresh cannot drop the selection.
     assert (
-        "hx-trigger=\"every 3s [!document.querySelector('#case-table input[name=case_id]"
-        ":checked')]\"" in page
+        'hx-trigger="every 3s" data-poll-paused-while="#case-table input[name=case_id]:checked"'
+        in page
     )
     seen = viewer_client.get("/cases").get_data(as_text=True)
     assert 'name="case_id"' not in seen and 'id="bulk-form"' not in seen

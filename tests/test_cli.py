@@ -5,7 +5,6 @@ import json
 from app.extensions import db
 from app.webhooks.models import Endpoint
 from app.webhooks.secrets import endpoint_secret
-from tests.conftest import GITHUB_FIXTURES
 
 
 def test_endpoints_create_json_and_list(app, runner):
@@ -46,20 +45,7 @@ def test_endpoints_create_refuses_unknown_provider(runner):
     assert "Invalid value for '--provider': 'fax'" in result.output
 
 
-def test_demo_sends_every_fixture_through_the_route(app, runner, drain, client):
-    result = runner.invoke(args=["demo", "--fixtures", str(GITHUB_FIXTURES)])
-    assert result.exit_code == 0, result.output
-    sent = len(list(GITHUB_FIXTURES.glob("*.json")))
-    assert f"Sent {sent} deliveries" in result.output
-    assert result.output.count("202  ") == sent - 1  # ping answers 200
-    assert drain() == 0
-    assert client.get("/api/cases").json["total"] == 2
-
-
-def test_demo_with_an_empty_folder_says_what_to_pass(runner, tmp_path):
-    result = runner.invoke(args=["demo", "--fixtures", str(tmp_path)])
-    assert result.exit_code == 1
-    assert "--fixtures DIR" in result.output
+# flask demo: tests/test_samples.py (the samples ship in the package).
 
 
 GITHUB_VECTOR = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"

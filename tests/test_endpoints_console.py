@@ -14,8 +14,9 @@ from app.extensions import db
 from app.tasks.queue import get_queue
 from app.webhooks.config_sync import sync
 from app.webhooks.models import CommandRecord, Delivery, Endpoint
-from app.webhooks.views_support import fixture_names
-from tests.conftest import BOTH_DATABASES, FIXTURES, GITHUB_FIXTURES
+from app.webhooks.providers import PROVIDERS
+from app.webhooks.views_support import sample_names
+from tests.conftest import BOTH_DATABASES
 
 HX = {"HX-Request": "true"}
 
@@ -368,7 +369,7 @@ def test_dry_run_on_a_stored_delivery_and_refusals(app, client, github, drain):
     no = client.post(base, data={"subject": f"delivery:{refused_pk}"}, headers=HX)
     assert no.status_code == 422 and "was unauthorized: it was never authentic" in text(no)
     none = client.post(base, data={"subject": "fixture:../../etc/passwd"}, headers=HX)
-    assert none.status_code == 422 and "no fixture" in text(none)
+    assert none.status_code == 422 and "no sample" in text(none)
     assert counts(app) == before
 
 
@@ -385,27 +386,7 @@ def test_viewers_may_dry_run(viewer_client, github):
     assert "runs: close_case" in text(ok)
 
 
-FIXTURE_CASES = [
-    (provider, name)
-    for provider in ("github", "gitlab", "jira", "slack", "sentry", "alertmanager", "pagerduty")
-    for name in sorted(p.stem for p in (FIXTURES / provider).glob("*.json"))
-]
-
-
-@pytest.mark.parametrize(("provider", "fixture"), FIXTURE_CASES)
-def test_test_delivery_is_signed_right_for_every_provider(app, client, drain, provider, fixture):
-    endpoint_id, _, _ = new_endpoint(client, provider=provider, name=f"{provider} test")
-    response = client.post(
-        f"/endpoints/{endpoint_id}/test-delivery", data={"fixture": fixture}, headers=HX
-    )
-    assert response.status_code == 200
-    page = text(response)
-    status = int(re.search(r"the route answered (\d+)", page).group(1))
-    assert status in (200, 202), page
-    assert drain() == 0
-    with app.app_context():
-        delivery = db.session.scalars(db.select(Delivery)).one()
-        assert delivery.verdict == "accepted" and delivery.status == "processed"
+# Each shipped sample through "Send a test delivery": tests/test_samples.py.
 
 
 def test_test_delivery_opens_the_case_and_a_resend_with_a_body_id_is_a_duplicate(
@@ -422,26 +403,20 @@ def test_test_delivery_opens_the_case_and_a_resend_with_a_body_id_is_a_duplicate
         assert db.session.scalar(db.select(db.func.count(Case.id))) >= 1
 
 
-def test_missing_fixtures_folder_is_explained(app, client, github, tmp_path):
-    app.config["FIXTURES_DIR"] = str(tmp_path / "nowhere")
+def test_a_provider_without_samples_is_explained(app, client, github, monkeypatch):
+    monkeypatch.setattr(type(PROVIDERS["github"]), "samples", lambda self: [])
     page = text(client.get(f"/endpoints/{github.endpoint_id}"))
-    assert f"No github fixtures in <code>{tmp_path / 'nowhere' / 'github'}</code>" in page
+    assert "Casehook ships no github samples" in page
     assert "Nothing to dry-run yet" in page
     response = client.post(
         f"/endpoints/{github.endpoint_id}/test-delivery",
         data={"fixture": "issues.opened"},
         headers=HX,
     )
-    assert response.status_code == 422 and "no fixture &#39;issues.opened&#39; in" in text(response)
+    assert response.status_code == 422
+    assert "no sample &#39;issues.opened&#39; for github" in text(response)
     with app.app_context():
-        assert fixture_names("github") == []
-
-
-def test_default_fixtures_folder_is_the_shared_one(app):
-    with app.app_context():
-        assert "issues.opened" in fixture_names("github")
-        assert fixture_names("standard") == []  # no such folder: nothing, no error
-    assert GITHUB_FIXTURES.is_dir()
+        assert sample_names("github") == []
 
 
 def test_rendered_payload_text_is_escaped_in_the_dry_run(app, client, github):

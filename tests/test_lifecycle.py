@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app import clock
+from app.branches.service import ensure_root
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import CASE_STATUSES, Case
@@ -19,6 +20,8 @@ def case(app):
         case = Case(title="Disk full", provider="github", status="open",
                     created_at=T0, updated_at=T0, status_changed_at=T0)  # fmt: skip
         db.session.add(case)
+        db.session.commit()
+        ensure_root(case)  # as the case.opened subscriber does
         db.session.commit()
         yield case
 

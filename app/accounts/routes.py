@@ -14,7 +14,7 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from app.accounts import bp, service
+from app.accounts import bp, service, throttle
 from app.accounts.auth import public, require_role, safe_next
 from app.accounts.forms import LoginForm, PasswordForm, TokenForm, UserForm
 from app.accounts.models import ROLES, ApiToken, User
@@ -31,9 +31,11 @@ def _me() -> User:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
+@throttle.password_checks
 def login():
     """The sign-in form. Bad credentials: ``401`` and one message that does not say which
-    part was wrong. With no users at all, it says how to create the first admin."""
+    part was wrong; too many of them (per IP, per account): ``429`` saying how long to wait.
+    With no users at all, it says how to create the first admin."""
     next_url = safe_next(request.values.get("next"))
     if current_user.is_authenticated:
         return redirect(next_url or url_for("cases.index"))
@@ -44,6 +46,7 @@ def login():
         if user is not None:
             login_user(user, remember=form.remember.data)
             return redirect(next_url or url_for("cases.index"))
+        throttle.failed_password_check()
         error, status = BAD_CREDENTIALS, 401
     elif form.is_submitted():
         status = 422
@@ -67,8 +70,10 @@ def logout():
 
 @bp.route("/account", methods=["GET", "POST"])
 @require_role("viewer")
+@throttle.password_checks
 def account():
-    """Your email and role, and a form to change your password."""
+    """Your email and role, and a form to change your password (a wrong current password
+    counts against the sign-in limits of this account and address)."""
     form = PasswordForm()
     status = 200
     if form.validate_on_submit():
@@ -76,6 +81,8 @@ def account():
         try:
             service.change_password(me, form.current.data, form.new.data)
         except service.AccountError as exc:
+            if isinstance(exc, service.WrongPassword):
+                throttle.failed_password_check()
             form.current.errors.append(str(exc))
         else:
             # The new password signs out every session of the user (User.get_id); renew

@@ -33,6 +33,10 @@ class AccountError(ValueError):
     """A refused account change; ``str(error)`` says what was wrong."""
 
 
+class WrongPassword(AccountError):
+    """The password given to confirm a change is not the account's (a failed check)."""
+
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 
@@ -124,7 +128,7 @@ def set_password(user: User, password: str) -> None:
 def change_password(user: User, current: str, new: str) -> None:
     """A user's own change: the current password must be right."""
     if not check_password_hash(user.password_hash, current):
-        raise AccountError("the current password is not right")
+        raise WrongPassword("the current password is not right")
     set_password(user, new)
 
 

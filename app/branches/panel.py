@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import request
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from app.branches import bp, service
@@ -14,22 +13,13 @@ from app.branches.models import BADGE_LABELS, Branch
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
 from app.cases.panels import register_panel
-from app.extensions import db
 
 
 def prepare(case: Case) -> Branch:
-    """Make sure ``case`` has its root (committing it if it had to be created) and return
-    the active branch. Two first looks at once: the unique root index refuses the second
-    root, which then reads the first."""
-    before = case.active_branch_id
-    try:
-        _, created = service.ensure_root(case)
-        if created or case.active_branch_id != before:
-            db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        service.ensure_root(case)
-        db.session.commit()
+    """The active branch of ``case``. Every case has its root from the moment it opens (a
+    ``case.opened`` subscriber; migration 0011 gave older cases theirs), so this only reads;
+    a case made some other way gets a root in this session, never committed by a read."""
+    service.ensure_root(case)
     return service.active_branch(case)
 
 

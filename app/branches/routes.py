@@ -25,7 +25,7 @@ from app.extensions import db
 from app.templating import htmx_response
 
 #: Sent after every branch action: ``case-changed`` is what the case page's panels listen
-#: for (``hx-trigger="case-changed[detail.source !== '...'] from:body"``).
+#: for (``data-case-panel``: static/console.js reloads the others).
 CASE_CHANGED = json.dumps({"case-changed": {"source": "branches"}})
 
 

@@ -27,8 +27,8 @@ from app.cases.queries import (
 from app.extensions import db
 from app.webhooks.models import Delivery
 
-#: Sent with every successful case action, so other panels can refresh themselves with
-#: ``hx-trigger="case-changed from:body"``; ``source`` lets a panel skip its own news.
+#: Sent with every successful case action, so other panels refresh themselves (panels marked
+#: ``data-case-panel="<source>"``, see static/console.js); ``source`` skips the sender.
 CASE_CHANGED = json.dumps({"case-changed": {"source": "cases"}})
 
 

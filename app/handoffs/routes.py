@@ -89,8 +89,8 @@ def _status_badge(case: Case) -> str:
         return render_template("handoffs/_status_oob.html", case=case)
 
 
-#: Sent after a handoff or claim (the case's status changed); other panels refresh on
-#: ``case-changed from:body``. The detail lets this panel skip its own announcements.
+#: Sent after a handoff or claim (the case's status changed); the other panels refresh
+#: (``data-case-panel``, static/console.js). The source keeps this panel from reloading.
 CASE_CHANGED = json.dumps({"case-changed": {"source": "handoffs"}})
 
 

@@ -41,19 +41,33 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.redis_run_id: str | None = None
+        self.redis_restarted = False
         self.last_sweep = 0.0
+
+    def watch_redis(self) -> None:
+        """Notice a Redis restart (its ``run_id`` changes). Every copy watches, not only the
+        one acting: the acting one may have died with Redis."""
+        try:
+            run_id = redis_connection().info("server").get("run_id")
+        except RedisError:
+            return
+        if self.redis_run_id is not None and run_id != self.redis_run_id:
+            self.redis_restarted = True
+        self.redis_run_id = run_id
 
     def tick(self) -> dict[str, int]:
         """Run one round of periodic work; returns counts of what it did."""
         from app.webhooks import inbox
 
-        restarted = self._redis_restarted()
+        self.watch_redis()
+        restarted, self.redis_restarted = self.redis_restarted, False
         done = {
             "lost_tasks": _safely(recover_lost_tasks),
             "woken_tasks": _safely(wake_due_tasks, force=restarted),
             "woken_partitions": _safely(
                 inbox.wake_stranded,
                 older_than=0 if restarted else current_app.config["SWEEP_AFTER_SECONDS"],
+                force=restarted,
             ),
         }
         interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
@@ -65,15 +79,6 @@ class Supervisor:
         if any(done.values()) or restarted:
             log.info("supervisor.tick", redis_restarted=restarted, **done)
         return done
-
-    def _redis_restarted(self) -> bool:
-        try:
-            run_id = redis_connection().info("server").get("run_id")
-        except RedisError:
-            return False
-        restarted = self.redis_run_id is not None and run_id != self.redis_run_id
-        self.redis_run_id = run_id
-        return restarted
 
 
 def _safely(step: Any, **kwargs: Any) -> int:
@@ -145,6 +150,7 @@ def supervise_once(supervisor: Supervisor) -> dict[str, int] | None:
     """Take (or keep) the supervisor lease and tick; None when another process holds it."""
     interval = current_app.config["SUPERVISOR_INTERVAL_SECONDS"]
     if not leases.acquire(LEASE, ttl_seconds=max(10.0, interval * 5)):
+        supervisor.watch_redis()
         return None
     return supervisor.tick()
 

@@ -1,10 +1,9 @@
-"""CLI: ``flask endpoints``, ``flask deliveries``, ``flask demo``."""
+"""CLI: ``flask endpoints``, ``flask deliveries``, ``flask demo``, ``flask webhooks verify``."""
 
 from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 
 import click
@@ -12,13 +11,18 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from redis.exceptions import RedisError
 
+from app import logs
 from app.extensions import db
 from app.webhooks.inbox import pending_deliveries, wake_stranded
-from app.webhooks.models import Endpoint
-from app.webhooks.providers import PROVIDERS, github
-from app.webhooks.secrets import generate_secret, store_secret
-
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github"
+from app.webhooks.models import Delivery, Endpoint
+from app.webhooks.providers import PROVIDERS
+from app.webhooks.providers.base import Provider, header_lines
+from app.webhooks.secrets import (
+    SecretUnavailable,
+    endpoint_secret,
+    generate_secret,
+    store_secret,
+)
 
 
 def create_endpoint(provider: str, name: str, secret: str | None = None) -> tuple[Endpoint, str]:
@@ -89,7 +93,7 @@ def requeue_command(older_than: float) -> None:
     """Wake workers for deliveries stored but not processed yet (the supervisor does this by
     itself within seconds; this is for the impatient)."""
     try:
-        partitions = wake_stranded(older_than)
+        partitions = wake_stranded(older_than, force=True)
     except RedisError as exc:
         raise click.ClickException(f"Redis is unreachable ({exc}); is REDIS_URL right?") from exc
     count = pending_deliveries()
@@ -138,12 +142,7 @@ def read_headers(text: str) -> dict[str, str]:
     stripped = text.strip()
     if stripped.startswith("{"):
         return {str(k): str(v) for k, v in json.loads(stripped).items()}
-    headers = {}
-    for line in stripped.splitlines():
-        name, colon, value = line.partition(":")
-        if colon and " " not in name.strip():
-            headers[name.strip()] = value.strip()
-    return headers
+    return header_lines(stripped)
 
 
 @webhooks_cli.command("verify")
@@ -182,49 +181,87 @@ def verify_command(provider: str, secret: str, headers_file, body_file, at: floa
     click.echo("valid")
 
 
-def _fixture_order(path: Path) -> tuple[int, str]:
-    # Send openings before activity and closings, as a real history would.
-    action = path.stem.split(".", 1)[-1]
-    return ({"opened": 0, "created": 1, "reopened": 3, "closed": 4}.get(action, 2), path.name)
+def demo_endpoint(provider: str) -> tuple[Endpoint, str | None, bool]:
+    """The demo endpoint of ``provider`` (named ``Demo (<provider>)``), created when missing:
+    ``(endpoint, clear secret or None when it cannot be read, created)``."""
+    name = f"Demo ({provider})"
+    endpoint = db.session.scalars(
+        db.select(Endpoint)
+        .where(Endpoint.provider == provider, Endpoint.name == name)
+        .order_by(Endpoint.created_at)
+    ).first()
+    if endpoint is None:
+        endpoint, secret = create_endpoint(provider, name)
+        return endpoint, secret, True
+    try:
+        return endpoint, endpoint_secret(endpoint), False
+    except SecretUnavailable:
+        return endpoint, None, False
+
+
+def _send_samples(provider: Provider, endpoint: Endpoint, secret: str) -> tuple[int, list[str]]:
+    """Post every sample of ``provider`` to ``endpoint`` through the real route, in process;
+    ``(number sent, one phrase per kind of answer)``."""
+    client = current_app.test_client()
+    queued, at_once, refused = 0, [], []
+    # The route runs its own transactions: end ours first (SQLite would make it wait).
+    db.session.commit()
+    for sample in provider.samples():
+        headers = provider.sample_request(secret, sample)
+        response = client.post(endpoint.path, data=sample.body, headers=headers)
+        answer = response.get_json(silent=True) or {}
+        if response.status_code == 202:
+            queued += 1
+        elif response.status_code == 200:
+            at_once.append(sample.name + (" (already sent)" if answer.get("duplicate") else ""))
+        else:
+            detail = str(answer.get("detail") or answer.get("error") or "")[:120]
+            refused.append(f"{sample.name}: {response.status_code} {detail}".rstrip())
+    phrases = [f"{queued} queued"] if queued else []
+    phrases += [f"answered at once: {', '.join(at_once)}"] if at_once else []
+    phrases += [f"refused: {'; '.join(refused)}"] if refused else []
+    return queued + len(at_once) + len(refused), phrases
 
 
 @click.command("demo")
-@with_appcontext
 @click.option(
-    "--fixtures",
-    "fixtures_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_FIXTURES,
-    show_default=True,
-    help="Folder of GitHub payloads (EVENT.ACTION.json).",
+    "--again", is_flag=True, help="Send the samples again to demo endpoints that had them."
 )
-def demo_command(fixtures_dir: Path) -> None:
-    """Create a demo GitHub endpoint and send every fixture through the real route."""
-    files = sorted(fixtures_dir.glob("*.json"), key=_fixture_order) if fixtures_dir.is_dir() else []
-    if not files:
-        raise click.ClickException(
-            f"no *.json payloads in {fixtures_dir}; pass --fixtures DIR (GitHub payloads "
-            "named like issues.opened.json)"
+@with_appcontext
+def demo_command(again: bool) -> None:
+    """Send every provider's sample requests through the real webhook route, signed the way
+    that provider signs, to a demo endpoint per provider (created when missing), so a fresh
+    install has cases to look at. Run twice, it leaves loaded endpoints alone (--again resends)."""
+    sent, loaded = 0, []
+    cases = current_app.config["PUBLIC_URL"].rstrip("/") + "/cases"
+    # Human sentences here; the route's JSON log lines would drown them.
+    with logs.quiet():
+        for provider in PROVIDERS.values():
+            if not provider.samples():
+                continue
+            endpoint, secret, created = demo_endpoint(provider.name)
+            has_deliveries = not created and db.session.scalar(
+                db.select(Delivery.id).where(Delivery.endpoint_id == endpoint.id).limit(1)
+            )
+            if has_deliveries and not again:
+                loaded.append(provider.name)
+                continue
+            if not sent:
+                click.echo("Sending each provider's sample requests through the webhook route:")
+            label = f"  {provider.name:<13}"
+            if secret is None:
+                click.echo(f"{label}skipped: the secret of {endpoint.name!r} cannot be read")
+                continue
+            count, phrases = _send_samples(provider, endpoint, secret)
+            sent += count
+            click.echo(f"{label}{count} sent: {'; '.join(phrases)}")
+    if sent:
+        click.echo(f"Sent {sent} deliveries; the worker turns them into cases: {cases}")
+    if loaded:
+        click.echo(
+            f"Demo already loaded for {', '.join(loaded)}: nothing sent again "
+            f"(flask demo --again resends). Cases: {cases}"
         )
-    endpoint, secret = create_endpoint("github", "Demo (GitHub fixtures)")
-    client = current_app.test_client()
-    for path in files:
-        body = path.read_bytes()
-        response = client.post(
-            endpoint.path,
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-GitHub-Event": path.stem.split(".", 1)[0],
-                "X-GitHub-Delivery": str(uuid.uuid4()),
-                github.SIGNATURE_HEADER: github.sign(secret, body),
-            },
-        )
-        click.echo(f"{response.status_code}  {path.name}")
-    click.echo(
-        f"Sent {len(files)} deliveries to {endpoint_url(endpoint)}; the worker opens "
-        "the cases. Open /cases."
-    )
 
 
 def register_cli(app: Flask) -> None:

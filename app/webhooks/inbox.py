@@ -160,12 +160,14 @@ def waiting_partitions(older_than: float) -> list[int]:
     return sorted(p for p in rows if _lease(p) not in held)
 
 
-def wake_stranded(older_than: float) -> int:
+def wake_stranded(older_than: float, force: bool = False) -> int:
     """Wake every partition with deliveries waiting longer than ``older_than`` seconds
-    and no worker on them; returns how many were woken. ``RedisError`` when Redis is down."""
+    and no worker on them; returns how many. A partition whose wake-up flag is still set
+    (a job is on its way) is left alone unless ``force`` (Redis restarted: the job is
+    gone). ``RedisError`` when Redis is down."""
     partitions = waiting_partitions(older_than)
     for partition in partitions:
-        if not wake(partition, force=True):
+        if not wake(partition, force=force):
             raise RedisError("Redis became unreachable while waking the inbox")
     return len(partitions)
 

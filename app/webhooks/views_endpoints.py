@@ -35,10 +35,9 @@ from app.webhooks.views_support import (
     endpoint_row,
     endpoint_rows,
     ensure_console_owned,
-    fixture_names,
-    fixtures_dir,
     remove_endpoint,
     rotate_secret,
+    sample_names,
     save_command,
     secret_display,
     send_test_delivery,
@@ -141,8 +140,7 @@ def _endpoint_page(endpoint: Endpoint, status: int = 200, **context: Any):
         **_settings_context(endpoint, **settings_extra),
         commands=command_views(endpoint),
         choices=dry_run_choices(endpoint),
-        fixtures=fixture_names(endpoint.provider),
-        fixtures_folder=fixtures_dir() / endpoint.provider,
+        fixtures=sample_names(endpoint.provider),
         **context,
     )
 
@@ -358,7 +356,7 @@ def delete_command_view(endpoint_id: str, name: str):
 @bp.post("/endpoints/<endpoint_id>/dry-run")
 @require_role("viewer")
 def dry_run_view(endpoint_id: str):
-    """What every command would do with a stored delivery or a fixture (field ``subject``:
+    """What every command would do with a stored delivery or a shipped sample (field ``subject``:
     ``delivery:<id>`` or ``fixture:<name>``), changing nothing."""
     endpoint = _endpoint(endpoint_id)
     kind, _, key = request.form.get("subject", "").partition(":")
@@ -368,7 +366,7 @@ def dry_run_view(endpoint_id: str):
         elif kind == "fixture" and key:
             result = dry_run(endpoint, fixture=key)
         else:
-            raise ManageError(400, "invalid_dry_run", "choose a delivery or a fixture", "subject")
+            raise ManageError(400, "invalid_dry_run", "choose a delivery or a sample", "subject")
     except ManageError as exc:
         return _part(endpoint, "webhooks/_dry_run.html", 422, dry={"error": exc.detail})
     return _part(endpoint, "webhooks/_dry_run.html", dry={"result": result})
@@ -377,7 +375,7 @@ def dry_run_view(endpoint_id: str):
 @bp.post("/endpoints/<endpoint_id>/test-delivery")
 @require_role("admin")
 def test_delivery_view(endpoint_id: str):
-    """Send the chosen fixture (field ``fixture``) through the real route, signed for the
+    """Send the chosen shipped sample (field ``fixture``) through the real route, signed for the
     endpoint's provider; shows the route's answer and the stored delivery."""
     endpoint = _endpoint(endpoint_id)
     try:

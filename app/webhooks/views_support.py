@@ -10,8 +10,8 @@ and the form field at fault). The domain underneath is ``command_store``, ``inge
   ``config_managed``): the file is the truth, ``flask config sync`` rewrites them;
 - secrets leave Casehook only in the answer to a create or a rotate;
 - built-in commands are disabled or overridden, never deleted (409 ``builtin_command``);
-- a test delivery is a fixture sent through the real ingest route, signed for its provider
-  with the provider module's own ``sign``.
+- a test delivery is a sample the provider module ships, sent through the real ingest route
+  signed the way that provider signs (``Provider.sample_request``).
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import func
 
-from app import clock
 from app.extensions import db
 from app.templating import as_utc
 from app.webhooks import command_store
@@ -38,17 +35,8 @@ from app.webhooks.commands import Command, CommandError
 from app.webhooks.ingest import forget_endpoint, replay_delivery
 from app.webhooks.models import CommandRecord, Delivery, Endpoint
 from app.webhooks.payloads import parse_payload
-from app.webhooks.providers import (
-    PROVIDERS,
-    get_provider,
-    github,
-    jira,
-    pagerduty,
-    sentry,
-    slack,
-    standard,
-)
-from app.webhooks.providers.base import PayloadError
+from app.webhooks.providers import PROVIDERS, get_provider
+from app.webhooks.providers.base import PayloadError, Sample
 from app.webhooks.secrets import SecretUnavailable, endpoint_secret, generate_secret, store_secret
 
 #: Verdicts and statuses a delivery can have (``Delivery``), for filters.
@@ -82,21 +70,6 @@ SECRET_HINTS = {
 #: Provider options an endpoint may set, with their allowed values (None: any JSON value).
 KNOWN_SETTINGS: dict[str, dict[str, tuple | None]] = {
     "alertmanager": {"group_by": ("fingerprint", "groupKey")},
-}
-#: GitLab's ``X-Gitlab-Event`` per ``object_kind`` (GitLab docs, "Webhook events").
-GITLAB_HOOKS = {
-    "issue": "Issue Hook",
-    "work_item": "Issue Hook",
-    "merge_request": "Merge Request Hook",
-    "note": "Note Hook",
-    "pipeline": "Pipeline Hook",
-    "job": "Job Hook",
-    "build": "Job Hook",
-    "push": "Push Hook",
-    "tag_push": "Tag Push Hook",
-    "wiki_page": "Wiki Page Hook",
-    "deployment": "Deployment Hook",
-    "release": "Release Hook",
 }
 
 
@@ -492,95 +465,29 @@ def delete_command(endpoint: Endpoint, name: str) -> bool:
     return name in builtin_names
 
 
-# --- fixtures and test deliveries -------------------------------------------------------------
+# --- samples and test deliveries --------------------------------------------------------------
 
 
-def fixtures_dir() -> Path:
-    """The folder of sample payloads, one subfolder per provider: ``FIXTURES_DIR`` in the
-    config, else ``../shared/fixtures`` beside the checkout."""
-    configured = current_app.config.get("FIXTURES_DIR")
-    if configured:
-        return Path(configured)
-    return Path(current_app.root_path).parent.parent / "shared" / "fixtures"
+def sample_names(provider: str) -> list[str]:
+    """The names of the samples ``provider`` ships (``issues.opened``, ...), in demo order;
+    [] for a provider with none or unknown."""
+    module = get_provider(provider)
+    return [sample.name for sample in module.samples()] if module else []
 
 
-def fixture_names(provider: str) -> list[str]:
-    """The fixtures for ``provider`` (file names without ``.json``), sorted; [] when the folder
-    is absent."""
-    folder = fixtures_dir() / provider
-    if not folder.is_dir():
-        return []
-    return sorted(path.stem for path in folder.glob("*.json") if path.is_file())
-
-
-def fixture_body(provider: str, name: Any) -> bytes:
-    """The raw bytes of fixture ``name``; ``ManageError`` 404 (field ``fixture``) when it is
-    not one of ``fixture_names`` (so no path can escape the folder)."""
-    if not isinstance(name, str) or name not in fixture_names(provider):
-        folder = fixtures_dir() / provider
+def find_sample(provider: str, name: Any) -> Sample:
+    """The shipped sample ``name`` of ``provider``; ``ManageError`` 404 (field ``fixture``)
+    when it ships none of that name, 400 when no name was given."""
+    module = get_provider(provider)
+    sample = module.sample(name) if module and isinstance(name, str) and name else None
+    if sample is None:
         raise ManageError(
             404 if name else 400,
             "unknown_fixture",
-            f"no fixture {name!r} in {folder}" if name else "choose a fixture",
+            f"no sample {name!r} for {provider}" if name else "choose a sample",
             "fixture",
         )
-    return (fixtures_dir() / provider / f"{name}.json").read_bytes()
-
-
-def _event_headers(provider: str, fixture: str, body: bytes) -> dict[str, str]:
-    """The headers that say what a fixture is (before any signature): fixture files are
-    named after the event (``issues.opened``: ``X-GitHub-Event: issues``)."""
-    headers = {"Content-Type": "application/json"}
-    event = fixture.split(".", 1)[0]
-    if provider == "github":
-        headers[github.EVENT_HEADER] = event
-    elif provider == "sentry":
-        headers[sentry.RESOURCE_HEADER] = event
-    elif provider == "gitlab":
-        try:
-            kind = json.loads(body).get("object_kind")
-        except (ValueError, AttributeError):
-            kind = None
-        headers["X-Gitlab-Event"] = GITLAB_HOOKS.get(str(kind), "System Hook")
-    return headers
-
-
-def signed_headers(provider: str, secret: str, fixture: str, body: bytes) -> dict[str, str]:
-    """Every header ``provider`` would send with ``body``: event headers, a fresh delivery id,
-    and the signature (each provider module's own ``sign``), stamped ``app.clock.now()``."""
-    headers = _event_headers(provider, fixture, body)
-    delivery = str(uuid.uuid4())
-    now = int(clock.now().timestamp())
-    match provider:
-        case "github":
-            headers[github.DELIVERY_HEADER] = delivery
-            headers[github.SIGNATURE_HEADER] = github.sign(secret, body)
-        case "gitlab":
-            headers["X-Gitlab-Token"] = secret
-            headers["Idempotency-Key"] = delivery
-        case "jira":
-            headers[jira.DELIVERY_HEADER] = delivery
-            headers[jira.SIGNATURE_HEADER] = jira.sign(secret, body)
-        case "slack":
-            headers[slack.TIMESTAMP_HEADER] = str(now)
-            headers[slack.SIGNATURE_HEADER] = slack.sign(secret, str(now), body)
-        case "sentry":
-            headers[sentry.DELIVERY_HEADER] = delivery
-            headers[sentry.TIMESTAMP_HEADER] = str(now)
-            headers[sentry.SIGNATURE_HEADER] = sentry.sign(secret, body)
-        case "alertmanager":
-            headers["Authorization"] = f"Bearer {secret}"
-        case "pagerduty":
-            headers[pagerduty.DELIVERY_HEADER] = delivery
-            headers[pagerduty.SIGNATURE_HEADER] = pagerduty.sign(secret, body)
-        case "standard":
-            msg_id = f"msg_{uuid.uuid4().hex}"
-            headers[standard.ID_HEADER] = msg_id
-            headers[standard.TIMESTAMP_HEADER] = str(now)
-            headers[standard.SIGNATURE_HEADER] = standard.sign(secret, msg_id, now, body)
-        case _:
-            raise ManageError(400, "unknown_provider", f"cannot sign for provider {provider!r}")
-    return headers
+    return sample
 
 
 @dataclass(frozen=True)
@@ -594,19 +501,24 @@ class SentFixture:
 
 
 def send_test_delivery(endpoint: Endpoint, fixture: Any) -> SentFixture:
-    """Send fixture ``fixture`` through the real route (``POST /webhooks/<provider>/<id>``),
-    signed with the endpoint's secret, in process (as ``flask demo`` does: the public URL
-    may not be reachable from here). ``ManageError`` when the fixture or secret is missing."""
-    body = fixture_body(endpoint.provider, fixture)
+    """Send the provider's shipped sample ``fixture`` through the real route
+    (``POST /webhooks/<provider>/<id>``) with the headers the provider sends, signed with the
+    endpoint's secret by the provider module's ``sign_request``, in process (as ``flask demo``
+    does: the public URL may not be reachable from here). ``ManageError`` when the sample or
+    the secret is missing."""
+    sample = find_sample(endpoint.provider, fixture)
     try:
         secret = endpoint_secret(endpoint)
     except SecretUnavailable as exc:
         raise ManageError(409, "secret_unavailable", str(exc)) from None
-    headers = signed_headers(endpoint.provider, secret, fixture, body)
+    provider = get_provider(endpoint.provider)
+    if provider is None:
+        raise ManageError(400, "unknown_provider", f"no provider module {endpoint.provider!r}")
+    headers = provider.sample_request(secret, sample)
     path = endpoint.path
     # End this request's transaction first: on SQLite a pending one would block the route's.
     db.session.commit()
-    response = current_app.test_client().post(path, data=body, headers=headers)
+    response = current_app.test_client().post(path, data=sample.body, headers=headers)
     answer = response.get_json(silent=True) or {}
     delivery = None
     if answer.get("delivery_id"):
@@ -665,15 +577,14 @@ def dry_run(
             raise ManageError(400, "bad_payload", str(exc), "delivery_id") from None
         source, event_type = f"delivery {delivery.delivery_id}", delivery.event_type
     elif fixture:
-        body = fixture_body(endpoint.provider, fixture)
+        sample = find_sample(endpoint.provider, fixture)
         try:
-            payload = parse_payload({"Content-Type": "application/json"}, body)
+            payload = parse_payload(sample.headers, sample.body)
         except PayloadError as exc:
-            raise ManageError(400, "bad_payload", f"fixture {fixture}: {exc}", "fixture") from None
-        headers = _event_headers(endpoint.provider, fixture, body)
+            raise ManageError(400, "bad_payload", f"sample {fixture}: {exc}", "fixture") from None
         provider = get_provider(endpoint.provider)
-        event_type = provider.event_type(headers, payload) if provider else "unknown"
-        source = f"fixture {fixture}"
+        event_type = provider.event_type(sample.headers, payload) if provider else "unknown"
+        source = f"sample {fixture}"
     else:
         if not isinstance(event_type, str) or not event_type.strip():
             raise ManageError(

@@ -83,6 +83,20 @@ def upgrade():
             sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True)
         )
         batch_op.create_index("ix_deliveries_inbox", ["partition", "status", "received_at"])
+    # Every case has its root branch from the start now (a case.opened subscriber): give the
+    # older ones theirs here, so that reading a case page never writes.
+    op.execute(
+        "INSERT INTO branches (case_id, parent_id, label, description, status, summary,"
+        " position, created_at, updated_at)"
+        " SELECT c.id, NULL, 'Root', '', 'active', '', 0, c.created_at, c.created_at"
+        " FROM cases c WHERE NOT EXISTS"
+        " (SELECT 1 FROM branches b WHERE b.case_id = c.id AND b.parent_id IS NULL)"
+    )
+    op.execute(
+        "UPDATE cases SET active_branch_id = (SELECT b.id FROM branches b"
+        " WHERE b.case_id = cases.id AND b.parent_id IS NULL)"
+        " WHERE active_branch_id IS NULL"
+    )
     # Failed deliveries of the old retry jobs (gone with RQ's registries) retry once more.
     op.execute("UPDATE deliveries SET next_attempt_at = received_at WHERE status = 'failed'")
 

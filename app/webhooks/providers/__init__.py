@@ -1,4 +1,5 @@
-"""Provider registry: adding a provider means adding one module and one line here."""
+"""Provider registry: adding a provider means adding one module, one line here, and its sample
+requests in ``samples/<name>/`` (a body and the headers it sends, per sample)."""
 
 from __future__ import annotations
 

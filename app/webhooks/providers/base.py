@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any, ClassVar
 
 from app import clock
@@ -18,6 +21,12 @@ MAX_DELIVERY_ID = 200
 #: Seconds a sender's timestamp may be away from now, either way (Slack, Sentry and Standard
 #: Webhooks all say five minutes).
 TOLERANCE_SECONDS = 300
+#: Sample requests ship inside the package (package data), one folder per provider, so that
+#: ``flask demo`` and "Send a test delivery" work from a bare clone or an installed wheel.
+SAMPLES_FOLDER = "samples"
+#: Sample order for a demo: what opens a case before what updates it, closings last.
+_SAMPLE_ORDER = {"opened": 0, "open": 0, "triggered": 0, "firing": 0, "created": 1}
+_SAMPLE_ORDER |= {"reopened": 3, "closed": 4, "resolved": 4}
 
 
 class VerificationError(Exception):
@@ -49,10 +58,27 @@ class CaseFacts:
     summary: str = ""
 
 
-class Provider:
-    """Per-provider knowledge: verify, delivery id, event type, case facts, built-in commands.
+@dataclass(frozen=True)
+class Sample:
+    """A request as the provider sends it, shipped in ``samples/<provider>/``.
 
-    Subclasses set ``name`` and implement the methods; one module per provider.
+    ``name`` is the file stem (``issues.opened``); ``headers`` are the ones that say what the
+    request is (from ``<name>.headers``: event type, content type, user agent), without the
+    signature, timestamp or delivery id, which ``Provider.sample_request`` makes fresh;
+    ``body`` is ``<name>.json``, byte for byte.
+    """
+
+    name: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Provider:
+    """Per-provider knowledge: verify, delivery id, event type, case facts, built-in commands,
+    how it signs a request and the sample requests it ships.
+
+    Subclasses set ``name`` and implement the methods; one module per provider, its samples in
+    ``samples/<name>/``.
     """
 
     name: ClassVar[str]
@@ -62,6 +88,37 @@ class Provider:
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``VerificationError`` unless ``body`` was sent by someone holding ``secret``."""
         raise NotImplementedError
+
+    def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
+        """The headers that authenticate and identify ``body`` as the provider sends them
+        (signature, timestamp, delivery id), for a request sent at Unix time ``now`` with the
+        fresh id ``delivery`` (a UUID; providers whose ids live in the body ignore it)."""
+        raise NotImplementedError
+
+    def samples(self) -> list[Sample]:
+        """The sample requests shipped for this provider, in demo order (openings first,
+        closings last, then by name); [] when it ships none."""
+        folder = resources.files(__package__).joinpath(SAMPLES_FOLDER, self.name)
+        if not folder.is_dir():
+            return []
+        found = []
+        for entry in folder.iterdir():
+            if entry.name.endswith(".json") and entry.is_file():
+                name = entry.name.removesuffix(".json")
+                meta = folder.joinpath(f"{name}.headers")
+                headers = header_lines(meta.read_text("utf-8")) if meta.is_file() else {}
+                found.append(Sample(name, headers, entry.read_bytes()))
+        return sorted(found, key=_sample_order)
+
+    def sample(self, name: str) -> Sample | None:
+        """The shipped sample called ``name``, or None (so no name can reach another file)."""
+        return next((s for s in self.samples() if s.name == name), None)
+
+    def sample_request(self, secret: str, sample: Sample) -> dict[str, str]:
+        """Every header the provider would send with ``sample``: its own headers plus a fresh
+        delivery id and the signature under ``secret``, stamped ``app.clock.now()``."""
+        now = int(clock.now().timestamp())
+        return {**sample.headers, **self.sign_request(secret, sample.body, str(uuid.uuid4()), now)}
 
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
         """The provider's delivery id, stable across its retries; ``PayloadError`` if absent."""
@@ -101,6 +158,23 @@ class Provider:
     def builtin_commands(self) -> list[Command]:
         """Commands shipped in code for this provider."""
         return []
+
+
+def _sample_order(sample: Sample) -> tuple[int, str]:
+    # The last word of the name says what it does: issues.opened, jira.issue_created, firing.
+    return _SAMPLE_ORDER.get(re.split(r"[._]", sample.name)[-1], 2), sample.name
+
+
+def header_lines(text: str) -> dict[str, str]:
+    """Headers from ``Name: value`` lines (as ``curl -D`` or a raw HTTP request writes them);
+    a leading request or status line, blank lines and ``#`` comments are skipped."""
+    headers = {}
+    for line in text.splitlines():
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if colon and name and " " not in name and not name.startswith("#"):
+            headers[name] = value.strip()
+    return headers
 
 
 def hmac_sha256_hex(secret: str | bytes, message: bytes) -> str:

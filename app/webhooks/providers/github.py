@@ -42,6 +42,9 @@ class GitHub(Provider):
     name = "github"
     ping_event = "ping"
 
+    def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
+        return {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body)}
+
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given = require_header(
             headers,

@@ -57,6 +57,10 @@ ACTION_VERBS = {
 class GitLab(Provider):
     name = "gitlab"
 
+    def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
+        # No HMAC: GitLab sends the secret token itself.
+        return {TOKEN_HEADER: secret, DELIVERY_HEADERS[0]: delivery}
+
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given = require_header(
             headers, TOKEN_HEADER, "set the endpoint's secret as the GitLab webhook's secret token"

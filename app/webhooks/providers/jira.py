@@ -58,6 +58,9 @@ def sign(secret: str, body: bytes) -> str:
 class Jira(Provider):
     name = "jira"
 
+    def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
+        return {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body)}
+
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given = require_header(
             headers,

@@ -56,6 +56,9 @@ class PagerDuty(Provider):
     name = "pagerduty"
     ping_event = "pagey.ping"
 
+    def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
+        return {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body)}
+
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given = require_header(
             headers, SIGNATURE_HEADER, "PagerDuty v3 webhook subscriptions sign every delivery"

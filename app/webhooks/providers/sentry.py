@@ -49,6 +49,13 @@ def sign(secret: str, body: bytes) -> str:
 class Sentry(Provider):
     name = "sentry"
 
+    def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
+        return {
+            DELIVERY_HEADER: delivery,
+            TIMESTAMP_HEADER: str(now),
+            SIGNATURE_HEADER: sign(secret, body),
+        }
+
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given = require_header(
             headers,

@@ -75,6 +75,14 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 class Standard(Provider):
     name = "standard"
 
+    def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
+        msg_id = "msg_" + delivery.replace("-", "")
+        return {
+            ID_HEADER: msg_id,
+            TIMESTAMP_HEADER: str(now),
+            SIGNATURE_HEADER: sign(secret, msg_id, now, body),
+        }
+
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         hint = (
             f"a Standard Webhooks sender sends {ID_HEADER}, {TIMESTAMP_HEADER} and "
