@@ -9,7 +9,11 @@ from typing import Any
 
 #: Modules that declare task kinds, imported when the app starts (a worker must know every
 #: kind before it takes a task). A feature with background work adds its module here.
-KIND_MODULES: tuple[str, ...] = ()
+KIND_MODULES: tuple[str, ...] = (
+    "app.outputs.jobs",
+    "app.branches.summaries",
+    "app.handoffs.tasks",
+)
 
 
 @dataclass(frozen=True)
