@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -38,8 +39,8 @@ from tests.providers.conftest import Sender
 pytestmark = [pytest.mark.slow, BOTH_DATABASES]
 
 #: Examples per test; with the seed fixed, every run sends the same requests.
-PROVIDER_EXAMPLES = 1200
-API_EXAMPLES = 1500
+PROVIDER_EXAMPLES = 600
+API_EXAMPLES = 900
 FUZZ = settings(
     derandomize=True,
     database=None,
@@ -59,11 +60,12 @@ STANDARD_MESSAGE = {
 }  # fmt: skip
 
 
-def fixture_bodies(provider: str) -> list[tuple[str, bytes]]:
+@functools.cache
+def fixture_bodies(provider: str) -> tuple[tuple[str, bytes], ...]:
     """``(name, raw bytes)`` of every fixture of ``provider``, sorted by name."""
     if provider == "standard":
-        return [("incident.created", json.dumps(STANDARD_MESSAGE).encode())]
-    return [(path.stem, path.read_bytes()) for path in sorted((FIXTURES / provider).glob("*.json"))]
+        return (("incident.created", json.dumps(STANDARD_MESSAGE).encode()),)
+    return tuple((p.stem, p.read_bytes()) for p in sorted((FIXTURES / provider).glob("*.json")))
 
 
 # --- hostile values ---------------------------------------------------------------------------
@@ -125,16 +127,106 @@ def serialise(document, ensure_ascii: bool) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+class _Reads(dict):
+    """A JSON object that notes the path of every key a provider looks up in it."""
+
+    def __init__(self, value: dict, path: tuple, seen: set) -> None:
+        super().__init__(value)
+        self._path, self._seen = path, seen
+
+    def _wrap(self, key, value):
+        self._seen.add((*self._path, key))
+        return _recording(value, (*self._path, key), self._seen)
+
+    def get(self, key, default=None):
+        return self._wrap(key, super().get(key, default))
+
+    def __getitem__(self, key):
+        return self._wrap(key, super().__getitem__(key))
+
+    def __contains__(self, key) -> bool:
+        self._seen.add((*self._path, key))
+        return super().__contains__(key)
+
+    def items(self):
+        return [(key, self._wrap(key, value)) for key, value in super().items()]
+
+    def values(self):
+        return [value for _key, value in self.items()]
+
+
+def _recording(value, path: tuple, seen: set):
+    if isinstance(value, dict):
+        return _Reads(value, path, seen)
+    if isinstance(value, list):
+        return [_recording(item, (*path, index), seen) for index, item in enumerate(value)]
+    return value
+
+
+def fields_read(provider_name: str, name: str, raw: bytes) -> list[tuple]:
+    """The key paths of fixture ``raw`` (called ``name``) that ``provider_name``'s module
+    reads (delivery id, event type, split, case facts) or its built-in commands' conditions
+    test; sorted, shallow ones first."""
+    from app.webhooks.commands import matching
+    from app.webhooks.providers import get_provider
+
+    provider, seen = get_provider(provider_name), set()
+    headers = {"X-GitHub-Event": name.split(".")[0], "Sentry-Hook-Resource": "issue"}
+    payload = _recording(json.loads(raw), (), seen)
+    with contextlib.suppress(Exception):
+        provider.delivery_id(headers, payload)
+    event_type = provider.event_type(headers, payload)
+    for settings_ in ({}, {"group_by": "groupKey"}):
+        for kind, subject in provider.split(event_type, payload, settings_):
+            matching(provider.builtin_commands(), kind, subject)
+            provider.case_facts(kind, subject)
+    return sorted(seen, key=lambda path: (len(path), [str(step) for step in path]))
+
+
 @st.composite
 def mutated_fixture(draw, provider: str) -> bytes:
-    """A fixture of ``provider`` with one to six fields given hostile values."""
-    _name, raw = draw(st.sampled_from(fixture_bodies(provider)))
+    """A fixture of ``provider`` with one to six fields given hostile values, mostly fields
+    the provider reads."""
+    name, raw = draw(st.sampled_from(fixture_bodies(provider)))
     document = json.loads(raw)
-    paths = paths_of(document)
-    for path in draw(st.lists(st.sampled_from(paths), min_size=1, max_size=6)):
+    paths = st.sampled_from(READS[provider, name]) | st.sampled_from(ALL_PATHS[provider, name])
+    for path in draw(st.lists(paths, min_size=1, max_size=6)):
         with contextlib.suppress(KeyError, IndexError, TypeError):
             put(document, path, draw(values))  # fails when an earlier change replaced a parent
     return serialise(document, draw(st.booleans()))
+
+
+#: ``{(provider, fixture name): [key path the provider reads]}``.
+READS = {
+    (provider, name): fields_read(provider, name, raw)
+    for provider in PROVIDERS
+    for name, raw in fixture_bodies(provider)
+}
+#: ``{(provider, fixture name): [every key path, four levels deep]}``.
+ALL_PATHS = {
+    (provider, name): paths_of(json.loads(raw))
+    for provider in PROVIDERS
+    for name, raw in fixture_bodies(provider)
+}
+#: One hostile value of each kind, for the sweep over every field a provider reads.
+SWEEP_VALUES = [10**20, ["x"], "\ud800 NUL\x00 " + "long " * 250]
+
+
+def sweep_bodies(provider: str) -> list[tuple[str, bytes]]:
+    """Each fixture with each field its provider reads given each of ``SWEEP_VALUES``
+    (fields shared by several fixtures of a provider once), as ``(what, body)``."""
+    bodies, done = [], set()
+    for name, raw in fixture_bodies(provider):
+        for path in READS[provider, name]:
+            if path in done:
+                continue
+            done.add(path)
+            for value in SWEEP_VALUES:
+                document = json.loads(raw)
+                with contextlib.suppress(KeyError, IndexError, TypeError):
+                    put(document, path, value)
+                    bodies.append((f"{name} {path}={value!r:.30}", serialise(document, False)))
+    return bodies
 
 
 @st.composite
@@ -300,6 +392,14 @@ def test_provider_routes_answer_no_5xx_and_fail_no_delivery(app, client):
             )
 
     send()
+    # Every field each provider reads, with a value of each wrong type.
+    for provider, sender in senders.items():
+        for what, body in sweep_bodies(provider):
+            headers = signed_headers(provider, sender.secret, body, event=what.split(".")[0])
+            with app.app_context():
+                findings.call(
+                    lambda s=sender, b=body, h=headers: s.post(b, h), f"{provider} {what}"
+                )
     # Every provider, with JSON nested just over the limit and far over any parser's.
     for provider, sender in senders.items():
         for depth in (65, 10_000):

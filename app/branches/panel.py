@@ -15,6 +15,7 @@ from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
 from app.cases.panels import register_panel
 from app.extensions import db
+from app.inputs import id_arg
 
 
 def prepare(case: Case) -> Branch:
@@ -88,7 +89,7 @@ def map_context(
 @register_panel
 def provide(case: Case) -> dict[str, Any]:
     """The case page's branch panel (``?branch=<id>`` shows that branch's notes)."""
-    return map_context(case, request.args.get("branch", type=int))
+    return map_context(case, request.args.get("branch", type=id_arg))
 
 
 @bp.app_template_filter("attachment_size")
