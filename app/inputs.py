@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, abort, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from app.text import refusal
@@ -138,7 +139,11 @@ def refuse_unstorable_text() -> None:
     fields = [("path", request.path)]
     fields += [(name, value) for name, value in request.args.items(multi=True)]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        fields += [(name, value) for name, value in request.form.items(multi=True)]
+        try:
+            form = request.form
+        except RequestEntityTooLarge:
+            return  # the view answers the 413, in its own words
+        fields += [(name, value) for name, value in form.items(multi=True)]
     for name, value in fields:
         if why := refusal(name) or refusal(value):
             abort(400, description=f"{name[:40]!r} {why}")
