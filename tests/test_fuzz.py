@@ -21,6 +21,7 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import inspect
 import json
 import re
 import uuid
@@ -32,7 +33,7 @@ from hypothesis import strategies as st
 from app import clock
 from app.extensions import db
 from app.webhooks import processing
-from app.webhooks.models import Delivery
+from app.webhooks.models import Delivery, Endpoint
 from tests.conftest import BOTH_DATABASES, FIXTURES
 from tests.providers.conftest import Sender
 
@@ -40,7 +41,7 @@ pytestmark = [pytest.mark.slow, BOTH_DATABASES]
 
 #: Examples per test; with the seed fixed, every run sends the same requests.
 PROVIDER_EXAMPLES = 600
-API_EXAMPLES = 900
+API_EXAMPLES = 1200
 FUZZ = settings(
     derandomize=True,
     database=None,
@@ -431,25 +432,42 @@ BODY_KEYS = ["action", "user", "severity", "tags", "reason", "note", "text", "ti
              "evidence", "evidence_from_branch_id", "case_ids", "case_id", "keep_edits",
              "role", "email", "password", "kinds", "kind", "trigger", "conditions",
              "fixture", "payload", "event_type", "description", "branches"]  # fmt: skip
+#: What a command definition has (app/webhooks/commands.py).
+COMMAND_KEYS = ["name", "trigger", "conditions", "action", "priority", "title_template",
+                "timeline_template", "description", "enabled", "stop_after_match", "path",
+                "op", "value"]  # fmt: skip
 #: Routes that would lock the fuzzing admin out (the rest may change anything).
 SKIPPED = {"accounts.logout", "static", "webhooks.ingest", "accounts.login", "accounts.account"}
 
 
 @st.composite
-def path_for(draw, rule) -> str:
+def path_for(draw, rule, names: list[str]) -> str:
+    """``rule``'s URL with a hostile id for each ``<int:>`` and, for each other part, a hostile
+    string or one of ``names`` (real endpoint ids, delivery ids, command names)."""
     url = rule.rule
     for name, converter in rule._converters.items():
         pool = ID_TEXT if type(converter).__name__.lower().startswith(("integer", "id")) else None
-        value = draw(st.sampled_from(pool or [*PATH_TEXT, "github", "fuzz"]))
+        value = draw(st.sampled_from(pool or [*PATH_TEXT, *names]))
         url = re.sub(rf"<(?:[a-z]+:)?{name}>", value, url)
     return url
 
 
+def keys_read(app, rule) -> list[str]:
+    """Names a view may read from a body: the string literals in its source (a superset)."""
+    view = inspect.unwrap(app.view_functions[rule.endpoint])
+    found = re.findall(r'"([a-z_]{2,30})"', inspect.getsource(view))
+    return sorted(set(found) | set(COMMAND_KEYS if "command" in rule.endpoint else []))
+
+
 @st.composite
-def api_body(draw):
+def api_body(draw, read: list[str]):
+    """A hostile body: mostly a JSON object of keys the view reads (``read``) or others, with
+    hostile values; else deep, with a NUL or a lone surrogate, junk, or a form."""
     kind = draw(st.sampled_from(["object"] * 5 + ["deep", "surrogate", "junk", "form"]))
+    keys_ = st.sampled_from(read) if read else st.sampled_from(BODY_KEYS)
     if kind == "object":
-        keys = draw(st.lists(st.sampled_from(BODY_KEYS), min_size=1, max_size=5, unique=True))
+        keys = draw(st.lists(keys_ | st.sampled_from(BODY_KEYS), min_size=1, max_size=5,
+                             unique=True))  # fmt: skip
         document = {key: draw(values) for key in keys}
         return {"data": serialise(document, draw(st.booleans())),
                 "content_type": "application/json"}  # fmt: skip
@@ -458,12 +476,12 @@ def api_body(draw):
         return {"data": ('{"note":' + "[" * depth + "]" * depth + "}").encode(),
                 "content_type": "application/json"}  # fmt: skip
     if kind == "surrogate":
-        key = draw(st.sampled_from(BODY_KEYS))
+        key = draw(keys_)
         text = draw(st.sampled_from(['"\\ud800"', '"a\\u0000b"', '["\\udc00"]', '{"\\ud800": 1}']))
         return {"data": f'{{"{key}": {text}}}'.encode(), "content_type": "application/json"}
     if kind == "junk":
         return {"data": draw(st.binary(max_size=100)), "content_type": "application/json"}
-    keys = draw(st.lists(st.sampled_from(BODY_KEYS), min_size=1, max_size=5, unique=True))
+    keys = draw(st.lists(keys_, min_size=1, max_size=5, unique=True))
     return {"data": {key: draw(st.sampled_from(QUERY_VALUES)) for key in keys}}
 
 
@@ -476,12 +494,16 @@ def test_api_and_console_answer_no_5xx(app, client, make_user):
             sender.post(body, headers)
     assert process_received(app) == []
     make_user("engineer", "fuzz-engineer@example.com")
+    with app.app_context():
+        real = [*db.session.scalars(db.select(Delivery.id)).all()[:3], "github.open"]
+        real += [endpoint.id for endpoint in db.session.scalars(db.select(Endpoint))]
     rules = [
         rule
         for rule in app.url_map.iter_rules()
         if rule.endpoint not in SKIPPED
         and not rule.endpoint.startswith(("accounts.set_", "accounts.revoke"))
     ]
+    reads = {rule.endpoint: keys_read(app, rule) for rule in rules}
     findings = Findings()
 
     @settings(FUZZ, max_examples=API_EXAMPLES)
@@ -489,10 +511,10 @@ def test_api_and_console_answer_no_5xx(app, client, make_user):
     def call(data):
         rule = data.draw(st.sampled_from(sorted(rules, key=lambda r: r.rule)))
         method = data.draw(st.sampled_from(sorted(rule.methods - {"HEAD", "OPTIONS"})))
-        url = data.draw(path_for(rule))
+        url = data.draw(path_for(rule, real))
         names = data.draw(st.lists(st.sampled_from(QUERY_NAMES), max_size=3, unique=True))
         query = {name: data.draw(st.sampled_from(QUERY_VALUES)) for name in names}
-        body = data.draw(api_body()) if method != "GET" else {}
+        body = data.draw(api_body(reads[rule.endpoint])) if method != "GET" else {}
         headers = {"Accept": "application/json"} if data.draw(st.booleans()) else {}
         with app.app_context():
             findings.call(
