@@ -22,6 +22,7 @@ import functools
 import hashlib
 import hmac
 import inspect
+import itertools
 import json
 import re
 import uuid
@@ -432,6 +433,8 @@ BODY_KEYS = ["action", "user", "severity", "tags", "reason", "note", "text", "ti
              "evidence", "evidence_from_branch_id", "case_ids", "case_id", "keep_edits",
              "role", "email", "password", "kinds", "kind", "trigger", "conditions",
              "fixture", "payload", "event_type", "description", "branches"]  # fmt: skip
+#: Wrong values for the sweep over every name a view reads.
+SWEEP_API_VALUES = [10**20, "99999999999999999999", "²", ["x"], {"a": []}]
 #: What a command definition has (app/webhooks/commands.py).
 COMMAND_KEYS = ["name", "trigger", "conditions", "action", "priority", "title_template",
                 "timeline_template", "description", "enabled", "stop_after_match", "path",
@@ -525,6 +528,23 @@ def test_api_and_console_answer_no_5xx(app, client, make_user):
             )
 
     call()
+    # Every name each view reads, in its body (JSON and form) or query, with each wrong value.
+    for rule in sorted(rules, key=lambda r: r.rule):
+        url = re.sub(r"<int:[a-z_]+>", "1", rule.rule)
+        url = re.sub(r"<[a-z_]+>", real[-1] if "endpoint" in rule.rule else real[0], url)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS", "DELETE"}):
+            for key, value in itertools.product(reads[rule.endpoint], SWEEP_API_VALUES):
+                if method == "GET":
+                    sent = {"query_string": {key: json.dumps(value).strip('"')}}
+                elif isinstance(value, str):
+                    sent = {"data": {key: value}}
+                else:
+                    sent = {"json": {key: value}}
+                with app.app_context():
+                    findings.call(
+                        lambda m=method, u=url, b=sent: client.open(u, method=m, **b),
+                        f"{method} {url} {sent}",
+                    )
     for failure in process_received(app):
         findings.add(f"delivery failed in the worker: {failure[:120]}", failure)
     # The cases named in the issue, each once.

@@ -254,3 +254,25 @@ def test_a_chunked_body_over_the_limit_is_413_and_one_under_it_is_taken(server, 
     assert "over the limit of 16384 bytes" in answer["detail"]
     status, answer = post_chunked(server, github.path, small, github.headers("issues", small))
     assert status == 202, answer
+
+
+@BOTH_DATABASES
+@pytest.mark.parametrize("to_user", ["99999999999999999999", "²"])
+def test_escalating_to_a_huge_or_odd_user_number_is_a_form_error(client, case_id, to_user):
+    response = client.post(
+        f"/cases/{case_id}/handoffs",
+        data={"intent": "escalate", "notes": "over to you", "to_user": to_user},
+    )
+    assert response.status_code == 422
+    assert "Choose someone from the list." in response.get_data(as_text=True)
+
+
+@BOTH_DATABASES
+def test_reviving_with_evidence_from_a_huge_branch_id_is_400(client, case_id):
+    tree = client.get(f"/api/cases/{case_id}/branches").json["tree"]["id"]
+    response = client.post(
+        f"/api/cases/{case_id}/branches/{tree}/revive",
+        json={"evidence_from_branch_id": 10**20, "evidence": "x"},
+    )
+    assert response.status_code == 400
+    assert "must be a branch id" in response.json["detail"]
