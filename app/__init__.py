@@ -16,7 +16,7 @@ from flask import Flask, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from app import config
 from app.extensions import csrf, db, htmx, login_manager, migrate
@@ -53,7 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     login_manager.init_app(app)
 
-    from app import health, logs, security
+    from app import health, inputs, logs, security
     from app.accounts import auth, throttle
     from app.accounts import bp as accounts_bp
     from app.accounts import models as _accounts  # noqa: F401
@@ -70,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.writing.routes import bp as writing_bp
 
     logs.configure()
+    inputs.init_app(app)  # before the blueprints: it replaces the <int:> converter
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(api_bp)
@@ -96,6 +97,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     throttle.init_app(app)  # its 429 handler is more specific than _http_error
     security.init_app(app)
+    # A value a client sent that cannot be used (a page past the end of numbers, ...).
+    app.register_error_handler(inputs.InputError, lambda exc: _http_error(BadRequest(str(exc))))
     app.session_interface = _SessionInterface()
     return app
 

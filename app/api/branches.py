@@ -22,6 +22,7 @@ from app.branches.panel import prepare
 from app.branches.service import BranchError
 from app.cases.models import Case
 from app.extensions import db
+from app.inputs import as_id
 from app.tasks import latest_task, task_state
 from app.templating import as_utc
 
@@ -122,7 +123,7 @@ def revive_branch(case_id: int, branch_id: int):
     if source_id is None:
         abort(400, description="evidence_from_branch_id is required: the branch the "
               "evidence comes from")  # fmt: skip
-    if not isinstance(source_id, int) or isinstance(source_id, bool):
+    if not isinstance(source_id, int) or as_id(source_id) is None:  # as_id: no bools, no 10**20
         abort(400, description="evidence_from_branch_id must be a branch id (an integer)")
     source = _get_branch(case, source_id)
     _do(lambda: service.revive(branch, source, body.get("evidence"), actor=current_user))

@@ -8,6 +8,7 @@ from app.cases import lifecycle
 from app.cases.lifecycle import TransitionError
 from app.cases.models import Case
 from app.extensions import db
+from app.inputs import InputError, load_json
 
 #: What a request without a JSON object body is told (modules may add an example).
 SEND_JSON_OBJECT = "send a JSON object (Content-Type: application/json)"
@@ -18,11 +19,22 @@ def case_or_404(case_id: int) -> Case:
 
 
 def json_body(message: str = SEND_JSON_OBJECT) -> dict:
-    """The JSON object sent; 400 with ``message`` when the body is not one."""
+    """The JSON object sent; 400 with ``message`` when the body is not one, saying why when
+    the JSON itself was refused (nested too deep, a NUL or a lone surrogate in a string)."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        abort(400, description=message)
+        abort(400, description=message + _refusal())
     return body
+
+
+def _refusal() -> str:
+    if not request.is_json or not request.get_data():
+        return ""
+    try:
+        load_json(request.get_data(), strict_text=True)
+    except InputError as exc:
+        return f"; the body is {exc}"
+    return ""
 
 
 def illegal_transition(case: Case, exc: TransitionError):

@@ -11,6 +11,7 @@ from flask import jsonify, request
 from app.accounts.auth import require_role
 from app.api import bp
 from app.extensions import db
+from app.inputs import InputError
 from app.webhooks.models import Delivery
 from app.webhooks.views_support import (
     DELIVERIES_PER_PAGE,
@@ -42,10 +43,10 @@ def list_deliveries():
             return jsonify(
                 error="invalid_filter", detail=f"{name} must be one of {', '.join(allowed)}"
             ), 400
-    page = request.args.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
-        return jsonify(error="invalid_filter", detail="page must be a whole number from 1"), 400
-    filters = DeliveryFilters.from_args(request.args)
+    try:
+        filters = DeliveryFilters.from_args(request.args)
+    except InputError as exc:
+        return jsonify(error="invalid_filter", detail=str(exc)), 400
     deliveries, total = search_deliveries(filters, DELIVERIES_PER_PAGE)
     return jsonify(
         deliveries=[delivery_dict(delivery) for delivery in deliveries],

@@ -26,6 +26,7 @@ from app.extensions import db
 from app.handoffs import service
 from app.handoffs.models import INTENTS, Handoff
 from app.handoffs.service import HandoffConflict, HandoffInputError
+from app.inputs import as_id
 
 FIELDS = ("intent", "notes", "priority", "waiting_on", "resume_at", "to_user", "next_step")
 
@@ -174,7 +175,8 @@ def _user(value: Any) -> User | None:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         abort(400, description="to_user must be a user's email or id")
     if isinstance(value, int) or value.isdigit():
-        user = db.session.get(User, int(value))
+        user_id = as_id(value)  # "²" is a digit too, and ids end at MAX_ID
+        user = db.session.get(User, user_id) if user_id else None
     else:
         user = db.session.scalars(
             db.select(User).where(User.email == value.strip().lower())

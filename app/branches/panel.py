@@ -13,6 +13,7 @@ from app.branches.models import BADGE_LABELS, Branch
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
 from app.cases.panels import register_panel
+from app.inputs import id_arg
 
 
 def prepare(case: Case) -> Branch:
@@ -78,7 +79,7 @@ def map_context(
 @register_panel
 def provide(case: Case) -> dict[str, Any]:
     """The case page's branch panel (``?branch=<id>`` shows that branch's notes)."""
-    return map_context(case, request.args.get("branch", type=int))
+    return map_context(case, request.args.get("branch", type=id_arg))
 
 
 @bp.app_template_filter("attachment_size")

@@ -22,6 +22,7 @@ from app.branches.panel import map_context
 from app.branches.service import BranchError
 from app.cases.models import Case
 from app.extensions import db
+from app.inputs import id_arg
 from app.templating import htmx_response
 
 #: Sent after every branch action: ``case-changed`` is what the case page's panels listen
@@ -34,7 +35,7 @@ CASE_CHANGED = json.dumps({"case-changed": {"source": "branches"}})
 def branch_map(case_id: int):
     """The map fragment; ``?branch=<id>`` shows that branch's notes without switching."""
     case = _case(case_id)
-    focus = request.args.get("branch", type=int)
+    focus = request.args.get("branch", type=id_arg)
     if not request.htmx:
         return redirect(_case_url(case, focus))
     return _render(case, focus)
@@ -95,7 +96,7 @@ def revive(case_id: int, branch_id: int):
     """Revive a dead end: form fields ``evidence_from_branch_id``, ``evidence``."""
     case = _case(case_id)
     branch = _branch(case, branch_id)
-    source_id = request.form.get("evidence_from_branch_id", type=int)
+    source_id = request.form.get("evidence_from_branch_id", type=id_arg)
     source = service.get_branch(case, source_id) if source_id else None
     return _act(
         case,

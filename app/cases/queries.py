@@ -11,6 +11,7 @@ from sqlalchemy import func
 from app import clock
 from app.cases.models import CASE_STATUSES, LIVE_STATUSES, SEVERITIES, Case
 from app.extensions import db
+from app.inputs import page_number
 
 SORTS = {
     "updated": Case.updated_at.desc(),
@@ -27,7 +28,8 @@ class CaseFilters:
     ``assignee`` (an email, or ``none`` for unassigned), ``severity``, ``mine`` (``1``: cases
     assigned to the signed-in user), ``q`` (title contains), ``sort``, ``page``.
 
-    Unknown values are dropped rather than refused, so a hand-edited URL still shows a table.
+    Unknown values are dropped rather than refused, so a hand-edited URL still shows a table;
+    only a ``page`` that is not a whole number from 1 to ``MAX_PAGE`` raises ``InputError``.
     ``me`` (the signed-in user's id, for ``mine``) is not part of the URL.
     """
 
@@ -47,10 +49,7 @@ class CaseFilters:
         status = args.get("status", "")
         severity = args.get("severity", "")
         sort = args.get("sort", "updated")
-        try:
-            page = max(1, int(args.get("page", 1)))
-        except ValueError:
-            page = 1
+        page = page_number(args)
         return cls(
             status=status if status in CASE_STATUSES else "",
             provider=args.get("provider", "").strip()[:32],

@@ -25,6 +25,7 @@ from app.cases.queries import (
     table_version,
 )
 from app.extensions import db
+from app.inputs import as_id
 from app.webhooks.models import Delivery
 
 #: Sent with every successful case action, so other panels refresh themselves (panels marked
@@ -197,7 +198,7 @@ def bulk():
     Without JavaScript: a redirect back to the table with the outcome flashed.
     """
     filters = _filters(request.form)
-    ids = [int(v) for v in request.form.getlist("case_id") if v.strip().isdigit()]
+    ids = [case_id for v in request.form.getlist("case_id") if (case_id := as_id(v))]
     action, options = BULK_ACTIONS.get(request.form.get("action", ""), ("", {}))
     options = {"user": request.form.get("user"), "tags": request.form.get("tags"), **options}
     notice, error = None, None

@@ -14,6 +14,7 @@ from app.cases.lifecycle import CaseInputError
 from app.cases.models import Case
 from app.events.record import record_event
 from app.extensions import db
+from app.inputs import as_id
 from app.webhooks.providers.base import CaseFacts
 
 
@@ -133,7 +134,8 @@ def find_assignee(value: str | None, *, me: Any = None) -> Any:
             raise CaseInputError('"me" needs a signed-in user; give an email instead')
         user = db.session.get(User, me.id)
     elif value.isdigit():
-        user = db.session.get(User, int(value))
+        user_id = as_id(value)  # "²" is a digit too, and ids end at MAX_ID
+        user = db.session.get(User, user_id) if user_id else None
     else:
         user = db.session.scalars(db.select(User).where(User.email == value.lower())).first()
     if user is None or not user.active:

@@ -26,6 +26,7 @@ from app.extensions import db
 from app.handoffs import bp, service
 from app.handoffs.models import INTENTS, PRIORITIES, Handoff
 from app.handoffs.service import HandoffConflict, HandoffInputError
+from app.inputs import as_id
 from app.templating import as_utc, htmx_response
 
 #: Form fields each intent reads; the modal shows all, CSS hides the other intent's.
@@ -175,9 +176,8 @@ def create(case_id: int):
         except ValueError:
             errors["resume_at"] = "Give a date and time, e.g. 2026-11-21 09:00."
     if intent == "escalate" and values["to_user"]:
-        to_user = (
-            db.session.get(User, int(values["to_user"])) if values["to_user"].isdigit() else None
-        )
+        user_id = as_id(values["to_user"])  # "²" is a digit too, and ids end at MAX_ID
+        to_user = db.session.get(User, user_id) if user_id else None
         if to_user is None:
             errors["to_user"] = "Choose someone from the list."
         kwargs["to_user"] = to_user

@@ -10,6 +10,7 @@ from flask_login import current_user
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
 from app.cases.panels import register_panel
+from app.inputs import id_arg
 from app.outputs import service
 from app.outputs.jobs import writing_state
 from app.writing import KINDS
@@ -63,7 +64,7 @@ def provide(case: Case) -> dict[str, Any]:
     """The case page's share: ``?output=<kind>`` picks the tab, ``&edit=<output id>`` opens
     its editor (engineers; so editing works without JavaScript too)."""
     tab = request.args.get("output")
-    editing = request.args.get("edit", type=int)
+    editing = request.args.get("edit", type=id_arg)
     if not (current_user.is_authenticated and current_user.has_role("engineer")):
         editing = None
     return panel_context(case, tab=tab if tab in KINDS else None, editing=editing)

@@ -26,6 +26,7 @@ from app.accounts.auth import require_role
 from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import Case
 from app.extensions import db
+from app.inputs import id_arg
 from app.outputs import bp, service
 from app.outputs.models import ResolutionOutput
 from app.outputs.panel import panel_context
@@ -41,7 +42,7 @@ def panel(case_id: int):
     case = _case(case_id)
     if not request.htmx:
         return redirect(_case_url(case, request.args.get("tab")))
-    editing = request.args.get("edit", type=int)
+    editing = request.args.get("edit", type=id_arg)
     if editing is not None and not current_user.has_role("engineer"):
         editing = None
     return _panel(

@@ -143,12 +143,12 @@ def receive(
 
     try:
         payload = parse_payload(headers, body)
-        delivery_id = provider.delivery_id(headers, payload)
+        delivery_id = provider.stored_delivery_id(headers, payload)
     except PayloadError as exc:
         _store_refused(endpoint.id, headers, body, "rejected", str(exc))
         return Receipt.error(400, "bad_payload", str(exc))
 
-    event_type = provider.event_type(headers, payload)
+    event_type = provider.stored_event_type(headers, payload)
     answer = provider.immediate_answer(event_type, payload)
     is_ping = answer is not None
     delivery_pk, endpoint_pk = new_id(), endpoint.id

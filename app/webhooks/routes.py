@@ -20,11 +20,19 @@ from app.webhooks.views_support import replay_refusal
 @bp.post("/webhooks/<provider>/<endpoint_id>")
 @public  # authenticated by the provider's signature
 def ingest(provider: str, endpoint_id: str):
-    """Receive one delivery; see ``ingest.receive`` for the answers."""
+    """Receive one delivery; see ``ingest.receive`` for the answers. 413 for a body over
+    ``MAX_CONTENT_LENGTH``, whether it says its length or comes chunked."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         abort(413, f"body is {request.content_length} bytes; the limit is {limit} bytes")
-    receipt = receive(provider, endpoint_id, request.headers, request.get_data(cache=False))
+    # A chunked body has no length to check first, and Werkzeug stops reading one at the
+    # limit without a word (the cut body would then fail its signature): read up to one
+    # byte more, and refuse the body if that byte came.
+    request.max_content_length = limit + 1
+    body = request.get_data(cache=False)
+    if len(body) > limit:
+        abort(413, f"body is over the limit of {limit} bytes (sent without Content-Length)")
+    receipt = receive(provider, endpoint_id, request.headers, body)
     return jsonify(receipt.body), receipt.status
 
 

@@ -27,6 +27,7 @@ from flask import current_app
 from sqlalchemy import func
 
 from app.extensions import db
+from app.inputs import page_number
 from app.templating import as_utc
 from app.webhooks import command_store
 from app.webhooks.cli import create_endpoint, endpoint_url
@@ -669,7 +670,8 @@ def find_delivery(endpoint: Endpoint | None, key: str) -> Delivery:
 
 @dataclass(frozen=True)
 class DeliveryFilters:
-    """Deliveries log filters, from the query string; unknown values are ignored."""
+    """Deliveries log filters, from the query string; unknown values are ignored, a ``page``
+    that is not a whole number from 1 to ``MAX_PAGE`` raises ``InputError``."""
 
     endpoint_id: str = ""
     verdict: str = ""
@@ -678,10 +680,7 @@ class DeliveryFilters:
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], endpoint_id: str = "") -> DeliveryFilters:
-        try:
-            page = max(1, int(args.get("page", 1)))
-        except (TypeError, ValueError):
-            page = 1
+        page = page_number(args)
         verdict = args.get("verdict", "")
         status = args.get("status", "")
         return cls(

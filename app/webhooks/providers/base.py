@@ -14,10 +14,17 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from app import clock
+from app.text import storable
 from app.webhooks.commands import Command
 
-#: The longest delivery id kept (from a header or derived from the body).
+#: The longest delivery id kept (from a header or derived from the body): the column's size.
 MAX_DELIVERY_ID = 200
+#: The longest event type kept (``Delivery.event_type``).
+MAX_EVENT_TYPE = 200
+#: The longest case title and dedup key kept (``Case.title``, ``Case.dedup_key``).
+MAX_TITLE = MAX_DEDUP_KEY = 500
+#: The longest timeline line kept in a case event (no column; the payload keeps the rest).
+MAX_SUMMARY = 1000
 #: Seconds a sender's timestamp may be away from now, either way (Slack, Sentry and Standard
 #: Webhooks all say five minutes).
 TOLERANCE_SECONDS = 300
@@ -48,7 +55,13 @@ class PayloadError(Exception):
 
 @dataclass(frozen=True)
 class CaseFacts:
-    """What a delivery says about the case it belongs to."""
+    """What a delivery says about the case it belongs to.
+
+    Built from provider data, so every field is made storable on construction (also by
+    ``dataclasses.replace``): NULs and lone surrogates cleaned, title cut to ``MAX_TITLE``,
+    dedup key to ``MAX_DEDUP_KEY`` (keeping long keys distinct), summary to ``MAX_SUMMARY``
+    (see ``app.text.storable``). The delivery's stored body keeps the full text.
+    """
 
     dedup_key: str | None
     title: str
@@ -56,6 +69,21 @@ class CaseFacts:
     source_url: str | None = None
     #: One line for the timeline: what this delivery says happened.
     summary: str = ""
+
+    def __post_init__(self) -> None:
+        cleaned = {
+            "dedup_key": _storable_or_none(self.dedup_key, MAX_DEDUP_KEY, distinct=True),
+            "title": storable(str(self.title or ""), MAX_TITLE),
+            "severity": storable(str(self.severity or "info"), 20),
+            "source_url": _storable_or_none(self.source_url, None),
+            "summary": storable(str(self.summary or ""), MAX_SUMMARY),
+        }
+        for name, value in cleaned.items():
+            object.__setattr__(self, name, value)
+
+
+def _storable_or_none(value: Any, limit: int | None, *, distinct: bool = False) -> str | None:
+    return None if value is None else storable(str(value), limit, distinct=distinct)
 
 
 @dataclass(frozen=True)
@@ -121,12 +149,23 @@ class Provider:
         return {**sample.headers, **self.sign_request(secret, sample.body, str(uuid.uuid4()), now)}
 
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
-        """The provider's delivery id, stable across its retries; ``PayloadError`` if absent."""
+        """The provider's delivery id, stable across its retries; ``PayloadError`` if absent.
+        Ingest stores it through ``stored_delivery_id``."""
         raise NotImplementedError
 
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
-        """The normalised ``resource.action`` event type."""
+        """The normalised ``resource.action`` event type. Ingest stores it through
+        ``stored_event_type``."""
         raise NotImplementedError
+
+    def stored_delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
+        """``delivery_id`` made storable: at most ``MAX_DELIVERY_ID`` characters, a long one
+        kept distinct from others sharing its start (``app.text.storable``)."""
+        return storable(self.delivery_id(headers, payload), MAX_DELIVERY_ID, distinct=True)
+
+    def stored_event_type(self, headers: Mapping[str, str], payload: Any) -> str:
+        """``event_type`` made storable: at most ``MAX_EVENT_TYPE`` characters."""
+        return storable(self.event_type(headers, payload), MAX_EVENT_TYPE)
 
     def immediate_answer(self, event_type: str, payload: dict) -> dict | None:
         """The 200 body for a delivery that only tests the connection (GitHub ``ping``, Slack
@@ -276,12 +315,12 @@ def check_timestamp(
 
 
 def delivery_header(headers: Mapping[str, str], *names: str) -> str:
-    """The first of the headers ``names`` that is set (stripped, at most ``MAX_DELIVERY_ID``
-    characters); ``PayloadError`` naming them all when none is."""
+    """The first of the headers ``names`` that is set (stripped, storable in at most
+    ``MAX_DELIVERY_ID`` characters); ``PayloadError`` naming them all when none is."""
     for name in names:
         value = header(headers, name)
         if value:
-            return value[:MAX_DELIVERY_ID]
+            return storable(value, MAX_DELIVERY_ID, distinct=True)
     plural = "headers are" if len(names) > 1 else "header is"
     raise PayloadError(f"{' and '.join(names)} {plural} missing")
 

@@ -164,7 +164,7 @@ def _pipeline_facts(event_type: str, payload: dict, attributes: dict, project: s
     )
     failed = [
         text_of(build.get("name"))
-        for build in (payload.get("builds") or [])
+        for build in _list(payload.get("builds"))
         if isinstance(build, dict) and build.get("status") == "failed" and build.get("name")
     ]
     summary = f"Pipeline #{pipeline_id or '?'} on {ref}: {status.replace('_', ' ')}"
@@ -226,3 +226,8 @@ BUILTIN_COMMANDS: list[Command] = [
         description="A comment on an issue or merge request: add it to the case's timeline.",
     ),
 ]
+
+
+def _list(value: Any) -> list:
+    """``value`` if it is a JSON array, else ``[]`` (a hostile sender may put anything)."""
+    return value if isinstance(value, list) else []

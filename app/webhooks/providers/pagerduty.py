@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.text import storable
 from app.webhooks.commands import Command
 from app.webhooks.providers.base import (
     MAX_DELIVERY_ID,
@@ -92,7 +93,7 @@ class PagerDuty(Provider):
         )
         if not value:
             raise PayloadError(f"{DELIVERY_HEADER} header and the body's event.id are missing")
-        return value[:MAX_DELIVERY_ID]
+        return storable(value, MAX_DELIVERY_ID, distinct=True)
 
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
         event = mapping(mapping(payload).get("event"))

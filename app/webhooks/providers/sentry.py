@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from app.text import storable
 from app.webhooks.commands import Command
 from app.webhooks.providers.base import (
     MAX_DELIVERY_ID,
@@ -74,7 +75,7 @@ class Sentry(Provider):
     def delivery_id(self, headers: Mapping[str, str], payload: Any) -> str:
         value = header(headers, DELIVERY_HEADER)
         if value:
-            return value[:MAX_DELIVERY_ID]
+            return storable(value, MAX_DELIVERY_ID, distinct=True)
         # No Request-ID: the body names the delivery, so a retry of the same body dedupes.
         # The interface hands over the parsed payload, not the bytes; serialised compact,
         # the way Sentry serialises what it signs, it gives back the body Sentry sent.

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from app.text import storable
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     MAX_DELIVERY_ID,
@@ -97,7 +98,7 @@ class Slack(Provider):
         payload = mapping(payload)
         event_id = text_of(payload.get("event_id"))
         if event_id:
-            return event_id[:MAX_DELIVERY_ID]
+            return storable(event_id, MAX_DELIVERY_ID, distinct=True)
         kind = text_of(payload.get("type"))
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         if kind in UNIDENTIFIED_TYPES:
