@@ -46,6 +46,20 @@ def _clear_calls():
     calls.clear()
 
 
+def _held_by(task_id: str, owner: str, expires_in: float) -> None:
+    """As if the worker ``owner`` had claimed the task, its lease ending in ``expires_in`` s."""
+    db.session.execute(
+        Task.__table__.update()
+        .where(Task.id == task_id)
+        .values(
+            status="running",
+            lease_owner=owner,
+            attempts=Task.attempts + 1,
+            lease_expires_at=clock.now() + timedelta(seconds=expires_in),
+        )
+    )
+
+
 def _task(task_id: str) -> Task:
     db.session.expire_all()
     return db.session.get(Task, task_id)
@@ -134,16 +148,7 @@ def test_a_task_whose_worker_died_goes_back_to_the_queue(app):
         task_id = create_task("test.echo", "case:3").id
         db.session.commit()
         # A worker claims it, then dies (kill -9): nobody renews the lease.
-        db.session.execute(
-            Task.__table__.update()
-            .where(Task.id == task_id)
-            .values(
-                status="running",
-                lease_owner="dead:1:x",
-                attempts=1,
-                lease_expires_at=clock.now() - timedelta(seconds=1),
-            )
-        )
+        _held_by(task_id, "dead:1:x", expires_in=-1)
         db.session.add(TaskAttempt(task_id=task_id, number=1, worker="dead:1:x"))
         db.session.commit()
         assert recover_lost_tasks() == 1
@@ -157,15 +162,7 @@ def test_a_task_whose_worker_died_goes_back_to_the_queue(app):
 def test_a_live_lease_is_left_alone(app):
     with app.app_context():
         task_id = create_task("test.echo", "case:3").id
-        db.session.execute(
-            Task.__table__.update()
-            .where(Task.id == task_id)
-            .values(
-                status="running",
-                lease_owner="alive:1:x",
-                lease_expires_at=clock.now() + timedelta(seconds=30),
-            )
-        )
+        _held_by(task_id, "alive:1:x", expires_in=30)
         db.session.commit()
         assert recover_lost_tasks() == 0
 
@@ -177,15 +174,7 @@ def test_concurrency_limit_holds_and_a_freed_slot_wakes_the_next(app, drain):
         second = create_task("test.limited", "b").id
         db.session.commit()
         # Someone else is running "a" (a live lease): "b" may not start.
-        db.session.execute(
-            Task.__table__.update()
-            .where(Task.id == first)
-            .values(
-                status="running",
-                lease_owner="other:1:x",
-                lease_expires_at=clock.now() + timedelta(seconds=30),
-            )
-        )
+        _held_by(first, "other:1:x", expires_in=30)
         db.session.commit()
         assert run_task(second) == "not claimed"
         assert _task(second).status == "queued"
