@@ -144,14 +144,14 @@ class Rig:
 
     def start_web(self) -> None:
         self.web.start()
-        wait_until(lambda: web_answers(self.base_url), 30, "gunicorn")
+        wait_until(lambda: web_answers(self.base_url), 90, "gunicorn")  # a loaded 2-core box
 
     def start_worker(self, worker: Process) -> None:
         worker.start()
         self.wait_worker(worker)
 
     def wait_worker(self, worker: Process) -> None:
-        wait_until(lambda: worker_registered(self.redis_url, worker.pid), 30, worker.name)
+        wait_until(lambda: worker_registered(self.redis_url, worker.pid), 90, worker.name)
 
     def start(self) -> None:
         self.start_redis()
