@@ -31,6 +31,10 @@ RESTART_PAUSE = 2.0
 
 
 class Worker(SimpleWorker):
+    #: RQ backs off up to a minute between reconnects; work waits in the database, so come
+    #: back soon after Redis does.
+    max_connection_wait_time = 2.0
+
     def work(self, *args: Any, **kwargs: Any) -> bool:
         with job_context():
             app = current_app._get_current_object()
@@ -43,7 +47,8 @@ class Worker(SimpleWorker):
                     worked = super().work(*args, **kwargs) or worked
                 except Exception as exc:  # Redis away at start-up or tear-down
                     log.warning("worker.loop_failed", worker=self.name, error=str(exc))
-                if burst or self._stop_requested:
+                # Asked to stop (SIGINT/SIGTERM: RQ notes when), or done with a burst.
+                if burst or self._stop_requested or self._shutdown_requested_date:
                     return worked
                 # RQ's loop quit without being asked to (Redis went away mid-job): start
                 # over, under a fresh name (the old one may still be registered).

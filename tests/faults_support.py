@@ -14,9 +14,7 @@ import hmac
 import json
 import os
 import random
-import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,23 +31,6 @@ from rq import Worker as RQWorker
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 GITHUB_FIXTURES = REPO.parent / "shared" / "fixtures" / "github"
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def procfile_commands(path: Path = REPO / "Procfile") -> dict[str, str]:
-    """``{process type: command line}`` from the Procfile, as honcho would read it."""
-    commands = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line.strip())
-        if match:
-            commands[match.group(1)] = match.group(2)
-    return commands
 
 
 def redis_server_binary() -> str:

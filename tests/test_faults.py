@@ -37,9 +37,7 @@ from tests.faults_support import (
     Process,
     Sender,
     format_tails,
-    free_port,
     make_delivery,
-    procfile_commands,
     redis_answers,
     redis_server_binary,
     stop_all,
@@ -47,6 +45,7 @@ from tests.faults_support import (
     web_answers,
     worker_registered,
 )
+from tests.procfile import free_port, procfile_command
 
 pytestmark = pytest.mark.slow
 
@@ -120,15 +119,14 @@ class Rig:
             "CASEHOOK_QUEUE": f"faults-{uuid.uuid4().hex[:10]}",
             "PORT": str(self.web_port),
         }
-        commands = procfile_commands()
         redis_command = (
             f"{redis_server_binary()} --port {self.redis_port} --bind 127.0.0.1"
             f' --save "" --appendonly no --dir {tmp_path} --loglevel notice'
         )
         self.redis = Process("redis", redis_command, env, tmp_path / "redis.log")
-        self.web = Process("web", commands["web"], env, tmp_path / "web.log")
+        self.web = Process("web", procfile_command("web"), env, tmp_path / "web.log")
         self.workers = [
-            Process(f"worker{n}", commands["worker"], env, tmp_path / f"worker{n}.log")
+            Process(f"worker{n}", procfile_command("worker"), env, tmp_path / f"worker{n}.log")
             for n in (1, 2)
         ]
         self.processes = [self.redis, self.web, *self.workers]

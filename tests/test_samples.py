@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from app.webhooks.providers import PROVIDERS
 from app.webhooks.providers.base import header_lines
 from app.webhooks.secrets import generate_secret
 from tests.conftest import FIXTURES
+from tests.procfile import free_port
 from tests.test_endpoints_console import HX, new_endpoint, text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,12 +223,6 @@ TREE = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _processes_under(folder: Path) -> list[str]:
     """Command lines of live processes that mention ``folder`` (ours or our children's)."""
     found = []
@@ -327,7 +321,7 @@ def test_scripts_run_demo_in_a_bare_copy_then_ctrl_c(tmp_path, ctrl_c):
     group as a terminal sends it) stops the web and worker, then Redis, with no traceback."""
     clone = _bare_copy(tmp_path)
     assert not (tmp_path / "shared").exists()
-    port = _free_port()
+    port = free_port()
     env = _env(PORT=str(port))
     log = tmp_path / "run.log"
     with log.open("wb") as out:
