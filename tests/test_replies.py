@@ -489,3 +489,25 @@ def test_a_case_without_a_reply_token_says_how_to_get_one(app, github, client, d
     assert "has no reply token" in page
     answer = client.post(f"/api/cases/{case_id}/reply", json={"text": "hi"})
     assert answer.status_code == 409 and answer.get_json()["error"] == "cannot_reply"
+
+
+def test_a_config_file_gives_the_reply_settings_by_env_var(app, tmp_path, monkeypatch, api):
+    from app.webhooks.config_sync import sync
+    from app.webhooks.reply_settings import resolve
+
+    (tmp_path / "gh.yaml").write_text(
+        "endpoints:\n  - id: gh-main\n    provider: github\n    secret_env: GH_SECRET\n"
+        f"    settings:\n      reply:\n        api_url: {api.url}/\n"
+        "        token_env: GH_REPLY_TOKEN\n        reaction: rocket\n"
+    )
+    monkeypatch.setenv("GH_REPLY_TOKEN", "from-the-env")
+    with app.app_context():
+        sync(tmp_path)
+        db.session.commit()
+        endpoint = db.session.get(Endpoint, "gh-main")
+        assert endpoint.settings["reply"] == {"api_url": api.url, "token_env": "GH_REPLY_TOKEN",
+                                              "reaction": "rocket"}  # fmt: skip
+        assert sync(tmp_path) == []  # nothing changes the second time
+        reply = resolve(endpoint, get_provider("github"), {})
+        assert (reply.api_url, reply.token, reply.options) == (
+            api.url, "from-the-env", {"reaction": "rocket"})  # fmt: skip
