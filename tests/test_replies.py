@@ -426,6 +426,12 @@ def test_the_api_keeps_the_reply_token_encrypted_and_never_shows_it(app, client,
     assert bad.status_code == 400 and "http(s) URL" in bad.get_json()["detail"]
     both = client.patch(path, json={"settings": {"reply": {"token": "a", "token_env": "B"}}})
     assert both.status_code == 400
+    party = client.patch(path, json={"settings": {"reply": {"reaction": "party"}}})
+    assert (
+        party.status_code == 400 and "reply.reaction must be one of" in party.get_json()["detail"]
+    )
+    unknown = client.patch(path, json={"settings": {"reply": {"from": "x@example.com"}}})
+    assert unknown.status_code == 400 and "unknown key 'from'" in unknown.get_json()["detail"]
 
 
 def test_the_endpoint_form_sets_the_reply_settings(app, client, github):

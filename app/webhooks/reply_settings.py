@@ -30,12 +30,6 @@ MAX_URL = 500
 MAX_TOKEN = 4000
 MAX_OPTION = 200
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,199}$")
-#: Allowed values of options that have a fixed set.
-OPTION_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("jira", "api_version"): ("2", "3"),
-    ("github", "reaction"): ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket",
-                             "eyes", "none"),
-}  # fmt: skip
 
 
 class ReplySettingsError(ValueError):
@@ -116,7 +110,7 @@ def clean(
         if not isinstance(value, str) or len(value) > MAX_OPTION:
             raise ReplySettingsError(f"reply.{name} must be text of at most {MAX_OPTION} "
                                      "characters")  # fmt: skip
-        choices = OPTION_CHOICES.get((provider, name))
+        choices = module.reply_option_choices.get(name) if module else None
         if choices and value not in choices:
             raise ReplySettingsError(f"reply.{name} must be one of {', '.join(choices)}")
         cleaned[name] = value

@@ -136,7 +136,7 @@ def check_secret(provider: str, secret: Any) -> str | None:
 
 def parse_settings(provider: str, value: Any, existing: Mapping[str, Any] | None = None) -> dict:
     """Endpoint settings from a JSON text (console) or an object (API). The options a provider
-    knows (``KNOWN_SETTINGS``) are checked, and ``reply`` (``app.replies.settings.clean``:
+    knows (``KNOWN_SETTINGS``) are checked, and ``reply`` (``app.webhooks.reply_settings.clean``:
     its token encrypted, the stored one of ``existing`` kept when none is given); other keys
     are kept as given (as config files may). ``ManageError`` (field ``settings``)
     otherwise."""

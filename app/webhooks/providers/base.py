@@ -188,6 +188,8 @@ class Provider:
     #: Reply options an endpoint may set in ``settings.reply`` besides ``api_url`` and the
     #: token, with a sentence each (console help).
     reply_options: ClassVar[dict[str, str]] = {}
+    #: The allowed values of reply options that have a fixed set.
+    reply_option_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def check_secret(self, secret: str) -> str | None:
         """Why ``secret`` (given by a person, stripped) cannot work for this provider (a

@@ -62,6 +62,7 @@ class GitHub(Provider):
         "reaction": "reaction put on the comment that triggered a comment command "
         f"({', '.join(REACTIONS)}; default eyes; none: no reaction)",
     }
+    reply_option_choices = {"reaction": (*REACTIONS, "none")}
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         return {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body)}

@@ -74,6 +74,7 @@ class Jira(Provider):
         "user": "the account's email for Jira Cloud API tokens (basic auth); empty: the "
         "token is a Data Center personal access token (bearer)",
     }
+    reply_option_choices = {"api_version": ("2", "3")}
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         return {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body)}
