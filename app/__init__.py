@@ -23,7 +23,7 @@ from app.extensions import csrf, db, htmx, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Packages that add to the case page (see app/cases/panels.py).
-FEATURES = ("branches", "handoffs", "outputs")
+FEATURES = ("branches", "handoffs", "outputs", "replies")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

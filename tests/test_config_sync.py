@@ -110,7 +110,13 @@ def test_console_endpoints_are_left_alone(app, tmp_path, github):
          "unknown keys secret"),
         ("endpoints:\n  - id: gh-main\n    provider: github\n    secret_env: S\n"
          "    commands:\n      - name: x\n        trigger: a\n        action: comment\n",
-         "github.yaml line 6: command x: action: 'comment' is not available yet"),
+         "github.yaml line 6: command x: reply_template: the comment action posts"),
+        ("endpoints:\n  - id: gh-main\n    provider: github\n    secret_env: S\n"
+         "    settings:\n      reply: {token: ghp_x}\n",
+         "github.yaml line 2: settings.reply.token: tokens are never written in config files"),
+        ("endpoints:\n  - id: gh-main\n    provider: github\n    secret_env: S\n"
+         "    settings:\n      reply: {api_url: 'ftp://x'}\n",
+         "settings.reply.api_url must be an http(s) URL"),
         ("endpoints:\n  - id: gh-main\n    provider: github\n    secret_env: S\n"
          "    commands:\n      - name: x\n        trigger: a\n        action: ignore\n"
          "        title_template: '{{ a }'\n",

@@ -36,6 +36,9 @@ class Case(db.Model):
     dedup_key: Mapped[str | None] = mapped_column(String(500))
     severity: Mapped[str] = mapped_column(String(20), default="info")
     source_url: Mapped[str | None] = mapped_column(Text)
+    #: Where replies go: the provider's ``reply_target`` for the delivery that opened the
+    #: case (repository and number, channel and thread, ...); None when it has none.
+    source: Mapped[dict | None] = mapped_column(JSON)
     delivery_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -69,6 +72,7 @@ class Case(db.Model):
             "dedup_key": self.dedup_key,
             "severity": self.severity,
             "source_url": self.source_url,
+            "source": self.source,
             "delivery_count": self.delivery_count,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),

@@ -81,6 +81,7 @@ def _create(facts: CaseFacts, delivery: Any) -> Case:
         dedup_key=facts.dedup_key,
         severity=facts.severity,
         source_url=facts.source_url,
+        source=facts.source,
         created_at=now,
         updated_at=now,
         status_changed_at=now,
@@ -99,6 +100,8 @@ def _refresh(case: Case, facts: CaseFacts) -> None:
         case.title = facts.title
     if facts.source_url:
         case.source_url = facts.source_url
+    if facts.source and not case.source:
+        case.source = facts.source
 
 
 def _touch(case: Case, delivery: Any) -> None:

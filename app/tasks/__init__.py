@@ -9,7 +9,14 @@ the supervisor (``app/tasks/supervisor.py``) finds what a crash or a Redis resta
 
 from app.tasks.kinds import TaskKind, UnknownTaskKind, get_kind, task_kind
 from app.tasks.models import Task, TaskAttempt
-from app.tasks.runner import TaskCancelled, TaskFailed, check_cancelled, run_due, run_task
+from app.tasks.runner import (
+    RetryAfter,
+    TaskCancelled,
+    TaskFailed,
+    check_cancelled,
+    run_due,
+    run_task,
+)
 from app.tasks.service import (
     NotCancellable,
     cancel_task,
@@ -21,6 +28,7 @@ from app.tasks.service import (
 
 __all__ = [
     "NotCancellable",
+    "RetryAfter",
     "Task",
     "TaskAttempt",
     "TaskCancelled",

@@ -33,6 +33,16 @@ class TaskFailed(Exception):
     """Raised by a handler: this task cannot succeed, do not retry it."""
 
 
+class RetryAfter(Exception):
+    """Raised by a handler: this attempt failed, try again in ``seconds`` (e.g. a rate
+    limit's ``Retry-After``) instead of after the kind's next retry delay. It counts as an
+    attempt; after the last one the task fails. ``detail`` is recorded on the attempt."""
+
+    def __init__(self, seconds: float, detail: str) -> None:
+        super().__init__(detail)
+        self.seconds, self.detail = max(0.0, float(seconds)), detail
+
+
 class TaskCancelled(Exception):
     """Raised inside a handler (by ``check_cancelled``) when its task lost its lease."""
 
@@ -106,6 +116,9 @@ def run_task(task_id: str) -> str:
     except TaskCancelled:
         db.session.rollback()
         return "cancelled"
+    except RetryAfter as exc:
+        db.session.rollback()
+        return _finish(task, spec, owner, FAILED, exc.detail, started, retry_in=exc.seconds)
     except Exception as exc:
         db.session.rollback()
         outcome = "timed_out" if exc.__class__.__name__ == "JobTimeoutException" else "failed"
@@ -180,6 +193,7 @@ def _finish(
     *,
     result: Any = None,
     final: bool = False,
+    retry_in: float | None = None,
 ) -> str:
     """Record how the attempt ended and what comes next, in one short transaction."""
     latency_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
@@ -192,7 +206,9 @@ def _finish(
     )
     if attempt is not None:
         attempt.finished_at, attempt.outcome = now, outcome
-        attempt.latency_ms, attempt.detail = latency_ms, (detail or None) and detail[:2000]
+        attempt.latency_ms = latency_ms
+        # A handler may have put its own detail (a response excerpt) on a successful attempt.
+        attempt.detail = detail[:2000] if detail else attempt.detail
     db.session.refresh(task)
     if task.status != RUNNING or task.lease_owner != owner:
         # Cancelled meanwhile, or the lease expired and another worker took over: what
@@ -205,7 +221,11 @@ def _finish(
         task.active_key, task.last_error = None, None
         verdict = SUCCEEDED
     elif not final and spec is not None and task.attempts < task.max_attempts:
-        delay = spec.retry[min(task.attempts, len(spec.retry)) - 1] * random.uniform(0.9, 1.1)
+        delay = (
+            retry_in
+            if retry_in is not None
+            else spec.retry[min(task.attempts, len(spec.retry)) - 1] * random.uniform(0.9, 1.1)
+        )
         task.status, task.run_after, task.woken_at = QUEUED, now + timedelta(seconds=delay), None
         task.last_error = detail
         verdict = f"retry in {round(delay)}s"

@@ -145,6 +145,8 @@ def dry_run(endpoint: Endpoint, event_type: str, payload: dict) -> list[list[Dry
                 reason = "matches, but an earlier command stops after matching"
             title = render(command.title_template, subject, subject_type) or facts.title
             timeline = render(command.timeline_template, subject, subject_type) or facts.summary
+            if command.action == "comment":  # what it would post to the source
+                timeline = render(command.reply_template, subject, subject_type)
             rows.append(
                 DryRunRow(
                     command, matched, runs, reason or f"runs: {command.action}", title, timeline

@@ -19,11 +19,11 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-#: Actions a command may take now.
-ACTIONS = ("open_case", "update_case", "close_case", "ignore")
+#: Actions a command may take now. ``comment`` posts the rendered ``reply_template`` to the
+#: delivery's source (a ``replies.post`` task, app/replies).
+ACTIONS = ("open_case", "update_case", "close_case", "ignore", "comment")
 #: Actions the spec names that are not built yet, with what they wait for.
 LATER_ACTIONS = {
-    "comment": "replying to the source comes with outbound webhooks",
     "forward": "forwarding to a subscription comes with outbound webhooks",
     "run_agent": "running an agent comes with agents and tasks",
 }
@@ -92,7 +92,8 @@ class Command:
     """A rule: when ``trigger`` matches the event type and every condition holds, run ``action``.
 
     ``title_template`` / ``timeline_template`` (Jinja2, sandboxed, payload keys as variables)
-    replace the provider's case title / timeline line when they render non-empty.
+    replace the provider's case title / timeline line when they render non-empty;
+    ``reply_template`` (the same) is what the ``comment`` action posts (Markdown).
     """
 
     name: str
@@ -104,6 +105,7 @@ class Command:
     aliases: tuple[str, ...] = ()
     title_template: str = ""
     timeline_template: str = ""
+    reply_template: str = ""
     stop_after_match: bool = True
     enabled: bool = True
     builtin: bool = True
@@ -135,6 +137,7 @@ class Command:
             "action": self.action,
             "title_template": self.title_template,
             "timeline_template": self.timeline_template,
+            "reply_template": self.reply_template,
             "stop_after_match": self.stop_after_match,
             "enabled": self.enabled,
             "builtin": self.builtin,
@@ -207,7 +210,8 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
 
     ``data``: ``{"name", "trigger": str|[str], "action", "conditions": [{"path", "op",
     "value"}], "priority": int, "aliases": [str], "description", "title_template",
-    "timeline_template", "stop_after_match": bool, "enabled": bool}``. Raises
+    "timeline_template", "reply_template" (required by ``comment``), "stop_after_match": bool,
+    "enabled": bool}``. Raises
     ``CommandError`` for the first problem found, naming the field.
     """
     name = str(data.get("name") or "").strip()
@@ -231,6 +235,14 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
     timeline_template = str(data.get("timeline_template") or "")
     check_template(title_template, "title_template")
     check_template(timeline_template, "timeline_template")
+    reply_template = str(data.get("reply_template") or "")
+    check_template(reply_template, "reply_template")
+    if action == "comment" and not reply_template.strip():
+        raise CommandError(
+            "reply_template",
+            "the comment action posts this template: write what to say, e.g. "
+            "'Thanks, {{ sender.login }}: we are on it.'",
+        )
     return Command(
         name=name,
         trigger=tuple(trigger),
@@ -241,6 +253,7 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
         aliases=tuple(_string_list(data.get("aliases"), "aliases")),
         title_template=title_template,
         timeline_template=timeline_template,
+        reply_template=reply_template,
         stop_after_match=_bool(data.get("stop_after_match", True), "stop_after_match"),
         enabled=_bool(data.get("enabled", True), "enabled"),
         builtin=builtin,

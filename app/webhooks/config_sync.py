@@ -8,7 +8,10 @@ Every ``*.yaml`` / ``*.yml`` file in ``CASEHOOK_CONFIG_DIR`` may declare::
         name: my-org/my-repo
         secret_env: GITHUB_WEBHOOK_SECRET   # secrets never live in the files
         enabled: true               # optional, default true
-        settings: {}                # optional, provider options
+        settings:                   # optional, provider options
+          reply:                    # optional: how cases reply to the source
+            api_url: https://github.example.com/api/v3   # default: the public API
+            token_env: GITHUB_REPLY_TOKEN                # the token, by env var only
         commands:                   # optional; see app/webhooks/commands.build_command
           - name: p1-issues
             trigger: issues.labeled
@@ -32,7 +35,7 @@ from typing import Any
 import yaml
 
 from app.extensions import db
-from app.webhooks import command_store
+from app.webhooks import command_store, reply_settings
 from app.webhooks.commands import CommandError, build_command
 from app.webhooks.models import CommandRecord, Delivery, Endpoint
 from app.webhooks.providers import PROVIDERS
@@ -137,6 +140,16 @@ def _endpoint(file: str, item: Any, problems: list[str]) -> DeclaredEndpoint | N
     settings = item.get("settings") or {}
     if not isinstance(settings, dict):
         problems.append(f"{where}: settings must be a mapping")
+    elif reply_settings.KEY in settings:
+        # Replies: the API URL, the token by env var (never in the file), provider options.
+        try:
+            reply = reply_settings.clean(
+                provider, _strip_lines(settings[reply_settings.KEY]), allow_token=False
+            )
+        except reply_settings.ReplySettingsError as exc:
+            problems.append(f"{where}: settings.{exc}")
+        else:
+            settings = {**settings, reply_settings.KEY: reply}
     commands = []
     for index, command in enumerate(item.get("commands") or [], 1):
         command_line = command.get(_LINE, line) if isinstance(command, dict) else line

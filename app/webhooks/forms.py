@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.webhooks.commands import Command
+from app.webhooks.providers import get_provider
+from app.webhooks.reply_settings import KEY as REPLY
 from app.webhooks.views_support import KNOWN_SETTINGS
 
 #: Blank condition rows offered under the command's own.
@@ -75,6 +77,7 @@ def command_values(command: Command | None) -> dict:
             "conditions": [],
             "title_template": "",
             "timeline_template": "",
+            "reply_template": "",
             "stop_after_match": True,
             "enabled": True,
         }
@@ -90,6 +93,7 @@ def command_values(command: Command | None) -> dict:
         ],
         "title_template": command.title_template,
         "timeline_template": command.timeline_template,
+        "reply_template": command.reply_template,
         "stop_after_match": command.stop_after_match,
         "enabled": command.enabled,
     }
@@ -132,6 +136,7 @@ def read_command_form(form: Mapping[str, Any]) -> tuple[dict, dict]:
         # Templates keep their white space: line numbers in errors must match what was typed.
         "title_template": str(form.get("title_template") or ""),
         "timeline_template": str(form.get("timeline_template") or ""),
+        "reply_template": str(form.get("reply_template") or ""),
         "stop_after_match": _checked(form, "stop_after_match", True),
         "enabled": _checked(form, "enabled", True),
     }
@@ -152,7 +157,7 @@ def field_errors(field: str | None, message: str) -> dict[str, str]:
 def settings_text(provider: str, settings: Mapping[str, Any] | None) -> str:
     """The settings the JSON textarea shows: all but those with their own field."""
     own = KNOWN_SETTINGS.get(provider, {})
-    rest = {k: v for k, v in (settings or {}).items() if k not in own}
+    rest = {k: v for k, v in (settings or {}).items() if k not in own and k != REPLY}
     return json.dumps(rest, indent=2) if rest else ""
 
 
@@ -174,4 +179,36 @@ def read_settings_form(provider: str, form: Mapping[str, Any]) -> str | dict:
         settings.pop(key, None)
         if value and not (choices and value == choices[0]):
             settings[key] = value
+    settings.pop(REPLY, None)  # its own fields below: the token is never in the textarea
+    settings[REPLY] = read_reply_form(provider, form)
     return settings
+
+
+def read_reply_form(provider: str, form: Mapping[str, Any]) -> dict:
+    """``settings.reply`` from the endpoint form's reply fields: ``reply_api_url``,
+    ``reply_token`` (empty: keep the stored one), ``reply_token_env``, ``reply_<option>``,
+    and ``reply_forget`` (drop the token); all empty with nothing stored: no reply settings."""
+    module = get_provider(provider)
+    reply: dict[str, Any] = {
+        "api_url": _last(form, "reply_api_url").strip(),
+        "token_env": _last(form, "reply_token_env").strip(),
+    }
+    token = _last(form, "reply_token").strip()
+    if _last(form, "reply_forget") in ("1", "on", "true"):
+        reply["token"] = None
+    elif token:
+        reply["token"] = token
+    for option in module.reply_options if module else {}:
+        reply[option] = _last(form, f"reply_{option}").strip()
+    return reply
+
+
+def reply_values(provider: str, settings: Mapping[str, Any] | None) -> dict[str, str]:
+    """The reply fields as the form shows them (never the token)."""
+    module = get_provider(provider)
+    stored = (settings or {}).get(REPLY) or {}
+    values = {"reply_api_url": stored.get("api_url", ""),
+              "reply_token_env": stored.get("token_env", "")}  # fmt: skip
+    for option in module.reply_options if module else {}:
+        values[f"reply_{option}"] = str(stored.get(option, ""))
+    return values

@@ -22,7 +22,7 @@ from app.webhooks.commands import matching, render
 from app.webhooks.models import Delivery
 from app.webhooks.payloads import parse_payload
 from app.webhooks.providers import get_provider
-from app.webhooks.providers.base import PayloadError, Provider
+from app.webhooks.providers.base import PayloadError, Provider, case_source
 
 ACTIONS = {
     "open_case": service.open_case,
@@ -95,10 +95,16 @@ def _run_commands(
     if not selected:
         return ["no command matched; recorded only"]
     facts = provider.case_facts(event_type, subject)
+    target = provider.reply_target(event_type, subject)
+    facts = replace(facts, source=case_source(target))
     outcomes = []
     for command in selected:
         if command.action == "ignore":
             outcomes.append(f"{command.name}: ignored")
+            continue
+        if command.action == "comment":
+            outcome = _comment(command, delivery, facts, target, event_type, subject)
+            outcomes.append(f"{command.name}: {outcome}")
             continue
         rendered = replace(
             facts,
@@ -108,6 +114,25 @@ def _run_commands(
         _case, outcome = ACTIONS[command.action](rendered, delivery)
         outcomes.append(f"{command.name}: {outcome}")
     return outcomes
+
+
+def _comment(
+    command, delivery: Delivery, facts, target: dict | None, event_type: str, subject: dict
+) -> str:
+    """The ``comment`` action: ask for the rendered ``reply_template`` to be posted to the
+    delivery's source (a ``replies.post`` task in this transaction), on behalf of the case
+    with the delivery's dedup key when there is one (its timeline shows the reply)."""
+    from app.replies.tasks import request_reply
+
+    if not target:
+        return "nothing to reply to (the delivery names no issue, thread or incident)"
+    text = render(command.reply_template, subject, event_type)
+    if not text:
+        return "the reply template rendered empty; nothing posted"
+    case = service.find_case(delivery.endpoint_id, facts.dedup_key)
+    request_reply(delivery.endpoint, target, text, case=case, actor=f"command {command.name}",
+                  origin="command", delivery_pk=delivery.id)  # fmt: skip
+    return "reply queued"
 
 
 def mark_failed(

@@ -30,9 +30,21 @@ def generate_secret(provider: str) -> str:
     """A fresh random endpoint secret in the form ``provider`` expects: ``whsec_`` + base64
     of 24 random bytes for Standard Webhooks (its senders decode it), 32 random bytes
     URL-safe for the others."""
-    if provider == "standard":
-        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    return secrets.token_urlsafe(32)
+    from app.webhooks.providers import get_provider
+
+    module = get_provider(provider)
+    return module.generate_secret() if module else secrets.token_urlsafe(32)
+
+
+def encrypt(value: str) -> str:
+    """``value`` Fernet-encrypted (text), as endpoint secrets are kept; for other secrets an
+    endpoint holds (reply tokens)."""
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt(value: str) -> str:
+    """What ``encrypt`` made back in clear; ``InvalidToken`` when the key changed."""
+    return _fernet().decrypt(value.encode()).decode()
 
 
 def store_secret(endpoint: Endpoint, secret: str) -> None:

@@ -16,11 +16,11 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from app.accounts.auth import require_role
 from app.extensions import db
 from app.templating import htmx_response, page_or_fragment
-from app.webhooks import bp, forms
+from app.webhooks import bp, forms, reply_settings
 from app.webhooks.cli import endpoint_url
 from app.webhooks.commands import ACTIONS, OPS
 from app.webhooks.models import Endpoint
-from app.webhooks.providers import PROVIDERS
+from app.webhooks.providers import PROVIDERS, get_provider
 from app.webhooks.views_support import (
     KNOWN_SETTINGS,
     SECRET_FROM_PROVIDER,
@@ -110,8 +110,10 @@ def _settings_context(endpoint: Endpoint, **context: Any) -> dict:
             "enabled": endpoint.enabled,
             "settings": forms.settings_text(endpoint.provider, settings),
             **{key: settings.get(key, "") for key in KNOWN_SETTINGS.get(endpoint.provider, {})},
+            **forms.reply_values(endpoint.provider, settings),
         },
     )
+    provider = get_provider(endpoint.provider)
     return {
         "endpoint": endpoint,
         "row": row,
@@ -120,6 +122,11 @@ def _settings_context(endpoint: Endpoint, **context: Any) -> dict:
         "secret_hint": SECRET_HINTS.get(endpoint.provider, "the secret"),
         "secret_from_provider": SECRET_FROM_PROVIDER.get(endpoint.provider),
         "known_settings": KNOWN_SETTINGS.get(endpoint.provider, {}),
+        "setting_help": provider.setting_help if provider else {},
+        "public_settings": reply_settings.public(settings),
+        "reply_token": reply_settings.token_state(settings),
+        "reply_default_api": provider.default_api_url if provider else None,
+        "reply_options": provider.reply_options if provider else {},
         "errors": context.pop("errors", {}),
         **context,
     }
@@ -183,6 +190,11 @@ def edit_endpoint(endpoint_id: str):
         "enabled": endpoint.enabled if enabled is None else enabled,
         "settings": request.form.get("settings", ""),
         **{key: request.form.get(key, "") for key in own},
+        **{
+            key: value
+            for key, value in request.form.items()
+            if key.startswith("reply_") and key != "reply_token"
+        },
     }
     try:
         update_endpoint(

@@ -16,8 +16,6 @@ and the form field at fault). The domain underneath is ``command_store``, ``inge
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from sqlalchemy import func
 from app.extensions import db
 from app.inputs import page_number
 from app.templating import as_utc
-from app.webhooks import command_store
+from app.webhooks import command_store, reply_settings
 from app.webhooks.cli import create_endpoint, endpoint_url
 from app.webhooks.command_store import DryRunRow
 from app.webhooks.commands import Command, CommandError
@@ -49,28 +47,16 @@ DRY_RUN_CHOICES = 50
 MAX_NAME = 200
 MAX_SECRET = 1000
 MAX_SETTINGS_BYTES = 10_000
+# Views of what each provider module says about itself (``Provider`` class attributes).
 #: Providers that make the secret themselves: the one Casehook generates is a placeholder
 #: until the provider's is pasted (rotate with a given secret).
-SECRET_FROM_PROVIDER = {
-    "slack": "Slack makes the signing secret: paste it from the app's Basic Information page",
-    "sentry": "Sentry makes the client secret: paste it from the integration's settings",
-    "pagerduty": "PagerDuty makes the signing secret when the webhook subscription is created: "
-    "paste it here",
-}
+SECRET_FROM_PROVIDER = {n: p.secret_from_provider for n, p in PROVIDERS.items()
+                        if p.secret_from_provider}  # fmt: skip
 #: What the secret is on each provider's side (console hints).
-SECRET_HINTS = {
-    "github": "the webhook's Secret",
-    "gitlab": "the webhook's Secret token",
-    "jira": "the admin webhook's Secret",
-    "slack": "the app's Signing Secret",
-    "sentry": "the integration's Client Secret",
-    "alertmanager": "the receiver's bearer credentials or basic-auth password",
-    "pagerduty": "the v3 webhook subscription's signing secret",
-    "standard": "the sender's whsec_… secret",
-}
+SECRET_HINTS = {name: provider.secret_hint for name, provider in PROVIDERS.items()}
 #: Provider options an endpoint may set, with their allowed values (None: any JSON value).
 KNOWN_SETTINGS: dict[str, dict[str, tuple | None]] = {
-    "alertmanager": {"group_by": ("fingerprint", "groupKey")},
+    name: dict(provider.known_settings) for name, provider in PROVIDERS.items()
 }
 
 
@@ -141,28 +127,19 @@ def check_secret(provider: str, secret: Any) -> str | None:
             f"the secret must be one line of at most {MAX_SECRET} characters",
             "secret",
         )
-    if provider == "standard":
-        # The package itself accepts almost anything (it decodes base64 loosely); a secret
-        # that is not strict base64 is a paste gone wrong, and no sender would match it.
-        try:
-            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if not key:
-            raise ManageError(
-                400,
-                "invalid_secret",
-                "a Standard Webhooks secret is whsec_ followed by base64 (as the sender shows "
-                "it); leave it empty to generate one",
-                "secret",
-            )
+    module = get_provider(provider)
+    refusal = module.check_secret(secret) if module else None
+    if refusal:
+        raise ManageError(400, "invalid_secret", refusal, "secret")
     return secret
 
 
-def parse_settings(provider: str, value: Any) -> dict:
+def parse_settings(provider: str, value: Any, existing: Mapping[str, Any] | None = None) -> dict:
     """Endpoint settings from a JSON text (console) or an object (API). The options a provider
-    knows (``KNOWN_SETTINGS``) are checked; other keys are kept as given (as config files
-    may). ``ManageError`` (field ``settings``) otherwise."""
+    knows (``KNOWN_SETTINGS``) are checked, and ``reply`` (``app.webhooks.reply_settings.clean``:
+    its token encrypted, the stored one of ``existing`` kept when none is given); other keys
+    are kept as given (as config files may). ``ManageError`` (field ``settings``)
+    otherwise."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return {}
     if isinstance(value, str):
@@ -193,6 +170,16 @@ def parse_settings(provider: str, value: Any) -> dict:
                 f"{key} must be one of {', '.join(allowed)}",
                 "settings",
             )
+    if reply_settings.KEY in value:
+        try:
+            reply = reply_settings.clean(
+                provider, value[reply_settings.KEY], reply_settings.stored(existing)
+            )
+        except reply_settings.ReplySettingsError as exc:
+            raise ManageError(400, "invalid_settings", str(exc), "settings") from None
+        value = {k: v for k, v in value.items() if k != reply_settings.KEY}
+        if reply:
+            value[reply_settings.KEY] = reply
     return value
 
 
@@ -226,7 +213,7 @@ def update_endpoint(
             raise ManageError(400, "invalid_endpoint", "enabled must be true or false", "enabled")
         changes["enabled"] = enabled
     if settings is not None:
-        changes["settings"] = parse_settings(endpoint.provider, settings)
+        changes["settings"] = parse_settings(endpoint.provider, settings, endpoint.settings)
     for key, value in changes.items():
         setattr(endpoint, key, value)
     db.session.commit()
@@ -314,7 +301,7 @@ def endpoint_dict(row: EndpointRow) -> dict:
         "url": endpoint_url(endpoint),
         "path": endpoint.path,
         "enabled": endpoint.enabled,
-        "settings": endpoint.settings or {},
+        "settings": reply_settings.public(endpoint.settings),
         "source": endpoint.source,
         "config_file": endpoint.config_file,
         "read_only": endpoint.source == "config",

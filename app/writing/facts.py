@@ -15,20 +15,14 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from app.webhooks.providers import PROVIDERS
 from app.writing.text import moment, one_line, text, when
 
-PROVIDER_NAMES = {
-    "github": "GitHub",
-    "gitlab": "GitLab",
-    "jira": "Jira",
-    "slack": "Slack",
-    "sentry": "Sentry",
-    "alertmanager": "Alertmanager",
-    "pagerduty": "PagerDuty",
-    "standard": "a Standard Webhooks sender",
-}
-#: Providers whose deliveries are alerts from monitoring rather than reports by people.
-MONITORING_PROVIDERS = {"sentry", "alertmanager", "pagerduty"}
+#: How each provider is called, and those whose deliveries are alerts from monitoring rather
+#: than reports by people: what the provider modules say (``Provider.display_name``,
+#: ``Provider.monitoring``).
+PROVIDER_NAMES = {name: p.display_name or name for name, p in PROVIDERS.items()}
+MONITORING_PROVIDERS = {name for name, p in PROVIDERS.items() if p.monitoring}
 #: Root branch labels that say nothing (the branch map's default is "Root").
 GENERIC_ROOT_LABELS = {"root", "case", "start", "initial investigation", "investigation"}
 #: Words in a note that suggest what to do next.

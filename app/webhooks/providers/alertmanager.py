@@ -80,6 +80,13 @@ def fingerprint(alert: Mapping[str, Any]) -> str:
 
 class Alertmanager(Provider):
     name = "alertmanager"
+    display_name = "Alertmanager"
+    secret_hint = "the receiver's bearer credentials or basic-auth password"
+    monitoring = True
+    known_settings = {"group_by": ("fingerprint", "groupKey")}
+    setting_help = {
+        "group_by": "fingerprint: one case per alert; groupKey: one case per Alertmanager group."
+    }
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         # No signature and no delivery id: http_config's bearer token, the id comes from the body.

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import hmac
 import math
 import re
+import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, ClassVar
+
+import httpx
 
 from app import clock
 from app.text import storable
@@ -69,6 +73,9 @@ class CaseFacts:
     source_url: str | None = None
     #: One line for the timeline: what this delivery says happened.
     summary: str = ""
+    #: Where replies go (``case_source`` of the provider's ``reply_target``), kept on the
+    #: case; None when the delivery has nothing to reply to.
+    source: dict | None = None
 
     def __post_init__(self) -> None:
         cleaned = {
@@ -101,17 +108,109 @@ class Sample:
     body: bytes
 
 
+@dataclass(frozen=True)
+class ReplySettings:
+    """How an endpoint replies to its source: the provider's API base URL (no trailing
+    slash), the clear token, and the provider's own reply ``options`` (e.g. PagerDuty's
+    ``from`` email, Jira's ``api_version``)."""
+
+    api_url: str
+    token: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    """A posted reply: the HTTP status, a link to the comment when the API gives one (or
+    can be built from its answer), and an excerpt of the answer (≤ 1 KiB)."""
+
+    status_code: int
+    url: str | None
+    excerpt: str
+
+
+class ReplyError(Exception):
+    """A reply that did not go through. ``status_code`` is the HTTP status (None: no
+    answer, e.g. a timeout), ``retry_after`` the seconds the provider asked us to wait
+    (rate limits), ``permanent`` when trying again cannot help (bad token, unknown issue)."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        permanent: bool = False,
+    ) -> None:
+        super().__init__(detail)
+        self.detail, self.status_code = detail, status_code
+        self.retry_after, self.permanent = retry_after, permanent
+
+
+#: Key of a reply target naming the item that triggered a command (e.g. the GitHub comment
+#: to react to); a case keeps its target without it (``case_source``).
+TRIGGER = "trigger"
+#: Bytes of a provider's answer kept on the attempt.
+EXCERPT_BYTES = 1024
+#: Seconds a reply request may take.
+REPLY_TIMEOUT = 15.0
+
+
 class Provider:
     """Per-provider knowledge: verify, delivery id, event type, case facts, built-in commands,
-    how it signs a request and the sample requests it ships.
+    how it signs a request, the sample requests it ships, what the console says about it, and
+    how to reply to the source.
 
     Subclasses set ``name`` and implement the methods; one module per provider, its samples in
     ``samples/<name>/``.
     """
 
     name: ClassVar[str]
+    #: How people call it ("GitHub"), in the console and written documents.
+    display_name: ClassVar[str] = ""
+    #: What the secret is on the provider's side (console hints), e.g. "the webhook's Secret".
+    secret_hint: ClassVar[str] = "the secret"
+    #: Set when the provider makes the secret itself: what to paste from where. The one
+    #: Casehook generates is then a placeholder until the provider's is pasted.
+    secret_from_provider: ClassVar[str | None] = None
+    #: Provider options an endpoint may set, with their allowed values (None: any JSON
+    #: value); the first value is the default.
+    known_settings: ClassVar[dict[str, tuple | None]] = {}
+    #: A short sentence per option (console help).
+    setting_help: ClassVar[dict[str, str]] = {}
+    #: Whether its deliveries are alerts from monitoring rather than reports by people.
+    monitoring: ClassVar[bool] = False
     #: The event type of the provider's connection test, answered ``{"detail": "pong"}``.
     ping_event: ClassVar[str | None] = None
+    #: The public API replies go to unless the endpoint says otherwise (None: no public
+    #: API, the endpoint must say, or the target carries it).
+    default_api_url: ClassVar[str | None] = None
+    #: Reply options an endpoint may set in ``settings.reply`` besides ``api_url`` and the
+    #: token, with a sentence each (console help).
+    reply_options: ClassVar[dict[str, str]] = {}
+    #: The allowed values of reply options that have a fixed set.
+    reply_option_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def check_secret(self, secret: str) -> str | None:
+        """Why ``secret`` (given by a person, stripped) cannot work for this provider (a
+        sentence), or None when it can."""
+        return None
+
+    def generate_secret(self) -> str:
+        """A fresh random secret in the form the provider expects (32 random bytes,
+        URL-safe)."""
+        return secrets.token_urlsafe(32)
+
+    def reply_target(self, event_type: str, payload: Any) -> dict | None:
+        """What a reply to this delivery's source needs (JSON: repository and number,
+        channel and thread, ...), with ``TRIGGER`` naming the triggering item when there is
+        one; None when this delivery has nothing to reply to. Stored on the case it opens."""
+        return None
+
+    def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
+        """Post ``text`` (Markdown) to ``target`` through the provider's REST API; raise
+        ``ReplyError`` when it does not go through."""
+        raise ReplyError(f"{self.display_name or self.name} cannot be replied to", permanent=True)
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``VerificationError`` unless ``body`` was sent by someone holding ``secret``."""
@@ -197,6 +296,94 @@ class Provider:
     def builtin_commands(self) -> list[Command]:
         """Commands shipped in code for this provider."""
         return []
+
+
+def case_source(target: Mapping[str, Any] | None) -> dict | None:
+    """A reply target as a case keeps it: without the ``TRIGGER`` (that belongs to one
+    delivery); None when there is nothing to reply to."""
+    if not target:
+        return None
+    return {k: v for k, v in target.items() if k != TRIGGER}
+
+
+def send(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json: Any = None,
+    ok: tuple[int, ...] = (200, 201),
+) -> httpx.Response:
+    """One request of a reply, with ``REPLY_TIMEOUT`` and no redirects followed.
+
+    Returns the response when its status is in ``ok``; else ``ReplyError`` with the status,
+    the rate-limit wait (``rate_limit_wait``) and ``permanent`` for 4xx other than 408, 409,
+    425 and 429 (a bad token or a missing issue stays so)."""
+    try:
+        response = httpx.request(
+            method, url, headers=dict(headers), json=json, timeout=REPLY_TIMEOUT,
+            follow_redirects=False,
+        )  # fmt: skip
+    except httpx.HTTPError as exc:
+        raise ReplyError(f"{method} {url}: {exc.__class__.__name__}: {exc}") from None
+    if response.status_code in ok:
+        return response
+    wait = rate_limit_wait(response)
+    status = response.status_code
+    permanent = 400 <= status < 500 and status not in (408, 409, 425, 429) and wait is None
+    raise ReplyError(
+        f"{method} {url} answered {status}: {answer_excerpt(response)}",
+        status_code=status,
+        retry_after=wait,
+        permanent=permanent,
+    )
+
+
+def rate_limit_wait(response: httpx.Response) -> float | None:
+    """Seconds a rate-limited answer asks us to wait, or None when it is no rate limit.
+
+    403 and 429 count (GitHub answers either); ``Retry-After`` (seconds or an HTTP date)
+    first, then GitHub's ``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset`` (Unix time);
+    a 429 that says neither waits a minute (GitHub's advice for secondary limits)."""
+    if response.status_code not in (403, 429):
+        return None
+    retry_after = response.headers.get("retry-after", "").strip()
+    if retry_after:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(retry_after)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None and when.tzinfo is not None:
+                return max(0.0, (when - clock.now()).total_seconds())
+    if response.headers.get("x-ratelimit-remaining") == "0":
+        try:
+            reset = float(response.headers.get("x-ratelimit-reset", ""))
+        except ValueError:
+            reset = None
+        if reset is not None:
+            return max(1.0, reset - clock.now().timestamp())
+    return 60.0 if response.status_code == 429 else None
+
+
+def answer_excerpt(response: httpx.Response) -> str:
+    """The first ``EXCERPT_BYTES`` of an answer's body, as text."""
+    return response.content[:EXCERPT_BYTES].decode("utf-8", "replace")
+
+
+def answer_json(response: httpx.Response) -> dict:
+    """The answer's JSON object, or {} when it is none."""
+    try:
+        value = response.json()
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _sample_order(sample: Sample) -> tuple[int, str]:

@@ -8,19 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
+    TRIGGER,
     CaseFacts,
     Provider,
+    ReplyError,
+    ReplyResult,
+    ReplySettings,
+    answer_excerpt,
+    answer_json,
+    bearer,
     check_signature,
     delivery_header,
     event_and_action,
     header,
     hmac_sha256_hex,
+    http_url,
     mapping,
     remark,
     require_header,
+    send,
     text_of,
 )
 
@@ -31,6 +41,10 @@ EVENT_HEADER = "X-GitHub-Event"
 #: Events about a run of CI: one case per repository + workflow/check name + branch.
 CI_EVENTS = ("workflow_run", "workflow_job", "check_run")
 FAILED_CONCLUSIONS = ["failure", "timed_out"]
+#: GitHub REST API version replies ask for (``X-GitHub-Api-Version``).
+API_VERSION = "2022-11-28"
+#: Reactions GitHub accepts on a comment.
+REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -40,7 +54,15 @@ def sign(secret: str, body: bytes) -> str:
 
 class GitHub(Provider):
     name = "github"
+    display_name = "GitHub"
+    secret_hint = "the webhook's Secret"
     ping_event = "ping"
+    default_api_url = "https://api.github.com"
+    reply_options = {
+        "reaction": "reaction put on the comment that triggered a comment command "
+        f"({', '.join(REACTIONS)}; default eyes; none: no reaction)",
+    }
+    reply_option_choices = {"reaction": (*REACTIONS, "none")}
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         return {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body)}
@@ -100,6 +122,57 @@ class GitHub(Provider):
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
+
+    def reply_target(self, event_type: str, payload: Any) -> dict | None:
+        """``{"owner", "repo", "number", "url"?}`` of the issue or pull request, with the
+        triggering ``{"comment_id"}`` for ``issue_comment`` events."""
+        payload = mapping(payload)
+        repo = text_of(mapping(payload.get("repository")).get("full_name"))
+        subject = mapping(payload.get("pull_request")) or mapping(payload.get("issue"))
+        number = subject.get("number", payload.get("number"))
+        if "/" not in repo or not isinstance(number, int) or isinstance(number, bool):
+            return None
+        owner, name = repo.split("/", 1)
+        target: dict[str, Any] = {"owner": owner, "repo": name, "number": number}
+        if url := http_url(subject.get("html_url")):
+            target["url"] = url
+        comment_id = mapping(payload.get("comment")).get("id")
+        if event_type.startswith("issue_comment.") and isinstance(comment_id, int):
+            target[TRIGGER] = {"comment_id": comment_id}
+        return target
+
+    def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
+        """GitHub docs, "REST API endpoints for issue comments": ``POST
+        /repos/{owner}/{repo}/issues/{issue_number}/comments`` with ``{"body"}`` (pull
+        requests are issues here); "for reactions": ``POST
+        /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions`` with ``{"content"}``.
+        The reaction goes first: GitHub answers 200 for one that exists, so a retry after a
+        failed comment repeats nothing."""
+        owner, repo, number = target.get("owner"), target.get("repo"), target.get("number")
+        if not (isinstance(owner, str) and isinstance(repo, str) and isinstance(number, int)):
+            raise ReplyError("the case names no GitHub issue or pull request", permanent=True)
+        base = f"{settings.api_url}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
+        headers = {
+            **bearer(settings.token),
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "Casehook",
+        }
+        comment_id = mapping(target.get(TRIGGER)).get("comment_id")
+        reaction = str(settings.options.get("reaction") or "eyes")
+        if isinstance(comment_id, int) and reaction in REACTIONS:
+            try:
+                send("POST", f"{base}/issues/comments/{comment_id}/reactions", headers=headers,
+                     json={"content": reaction})  # fmt: skip
+            except ReplyError as exc:
+                if not exc.permanent:  # rate limited or down: the comment would be too
+                    raise
+        response = send("POST", f"{base}/issues/{number}/comments", headers=headers,
+                        json={"body": text})  # fmt: skip
+        answer = answer_json(response)
+        return ReplyResult(
+            response.status_code, http_url(answer.get("html_url")), answer_excerpt(response)
+        )
 
 
 def _summary(event_type: str, payload: dict, kind: str) -> str:

@@ -15,18 +15,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     CaseFacts,
     Provider,
+    ReplyError,
+    ReplyResult,
+    ReplySettings,
     VerificationError,
+    answer_excerpt,
+    answer_json,
     constant_time_equal,
     delivery_header,
     header,
+    http_url,
     mapping,
     remark,
     require_header,
+    send,
     text_of,
 )
 
@@ -56,6 +64,9 @@ ACTION_VERBS = {
 
 class GitLab(Provider):
     name = "gitlab"
+    display_name = "GitLab"
+    secret_hint = "the webhook's Secret token"
+    default_api_url = "https://gitlab.com/api/v4"
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         # No HMAC: GitLab sends the secret token itself.
@@ -116,6 +127,46 @@ class GitLab(Provider):
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
+
+    def reply_target(self, event_type: str, payload: Any) -> dict | None:
+        """``{"project_id", "kind": "issues"|"merge_requests", "iid", "url"?}``."""
+        payload = mapping(payload)
+        project_id = mapping(payload.get("project")).get("id") or payload.get("project_id")
+        kind = event_type.split(".", 1)[0]
+        attributes = mapping(payload.get("object_attributes"))
+        if kind == "note":
+            noteable = text_of(attributes.get("noteable_type"))
+            kind = "merge_request" if noteable == "MergeRequest" else "issue"
+            subject = mapping(payload.get(kind))
+        else:
+            subject = attributes
+        iid = subject.get("iid")
+        if kind not in ("issue", "merge_request") or not isinstance(iid, int) or not project_id:
+            return None
+        target: dict[str, Any] = {"project_id": project_id, "kind": f"{kind}s", "iid": iid}
+        if url := http_url(subject.get("url")):
+            target["url"] = url
+        return target
+
+    def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
+        """GitLab docs, "Notes API": ``POST /projects/:id/issues/:issue_iid/notes`` (or
+        ``merge_requests/:merge_request_iid/notes``) with ``{"body"}``, authenticated by the
+        ``PRIVATE-TOKEN`` header. The answer is the note; its link is the subject's URL with
+        ``#note_<id>``."""
+        kind, iid = target.get("kind"), target.get("iid")
+        project = str(target.get("project_id") or "")
+        if kind not in ("issues", "merge_requests") or not isinstance(iid, int) or not project:
+            raise ReplyError("the case names no GitLab issue or merge request", permanent=True)
+        url = f"{settings.api_url}/projects/{quote(project, safe='')}/{kind}/{iid}/notes"
+        response = send("POST", url, headers={"PRIVATE-TOKEN": settings.token},
+                        json={"body": text})  # fmt: skip
+        note_id = answer_json(response).get("id")
+        link = http_url(target.get("url"))
+        return ReplyResult(
+            response.status_code,
+            f"{link}#note_{note_id}" if link and note_id else link,
+            answer_excerpt(response),
+        )
 
 
 def _kind_from_header(headers: Mapping[str, str]) -> str:

@@ -11,21 +11,30 @@ event behind it (``issue_generic``, ``issue_reopened``, ...).
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     CaseFacts,
     Provider,
+    ReplyError,
+    ReplyResult,
+    ReplySettings,
     VerificationError,
+    answer_excerpt,
+    answer_json,
+    bearer,
     check_signature,
     delivery_header,
     hmac_sha256_hex,
     mapping,
     remark,
     require_header,
+    send,
     text_of,
 )
 
@@ -57,6 +66,15 @@ def sign(secret: str, body: bytes) -> str:
 
 class Jira(Provider):
     name = "jira"
+    display_name = "Jira"
+    secret_hint = "the admin webhook's Secret"
+    reply_options = {
+        "api_version": "2 (default: the comment body is plain text, Jira Data Center and "
+        "Cloud) or 3 (Atlassian Document Format, Jira Cloud)",
+        "user": "the account's email for Jira Cloud API tokens (basic auth); empty: the "
+        "token is a Data Center personal access token (bearer)",
+    }
+    reply_option_choices = {"api_version": ("2", "3")}
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         return {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body)}
@@ -111,6 +129,67 @@ class Jira(Provider):
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
+
+    def reply_target(self, event_type: str, payload: Any) -> dict | None:
+        """``{"key", "site"?, "url"?}``: the issue key, and the site's base URL from the
+        issue's REST URL (the reply's API URL when the endpoint sets none)."""
+        issue = mapping(mapping(payload).get("issue"))
+        key = text_of(issue.get("key"))
+        if not key:
+            return None
+        target = {"key": key}
+        match = _REST_PATH.match(text_of(issue.get("self")))
+        if match:
+            target["site"] = match["base"]
+            target["url"] = f"{match['base']}/browse/{key}"
+        return target
+
+    def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
+        """Jira REST API, "Add comment": ``POST /rest/api/2/issue/{key}/comment`` with
+        ``{"body": "<text>"}``; version 3 takes the body as an Atlassian Document Format
+        document. Cloud API tokens are basic auth with the account's email
+        (``options.user``); Data Center personal access tokens are bearer tokens."""
+        key = target.get("key")
+        if not isinstance(key, str) or not key:
+            raise ReplyError("the case names no Jira issue", permanent=True)
+        site = settings.api_url or str(target.get("site") or "")
+        if not site:
+            raise ReplyError("set the Jira site's URL as the endpoint's reply api_url",
+                             permanent=True)  # fmt: skip
+        version = str(settings.options.get("api_version") or "2")
+        body: Any = text if version == "2" else adf_document(text)
+        user = str(settings.options.get("user") or "")
+        if user:
+            token = base64.b64encode(f"{user}:{settings.token}".encode()).decode()
+            auth = {"Authorization": f"Basic {token}"}
+        else:
+            auth = bearer(settings.token)
+        response = send(
+            "POST",
+            f"{site.rstrip('/')}/rest/api/{version}/issue/{quote(key, safe='')}/comment",
+            headers={**auth, "Accept": "application/json"},
+            json={"body": body},
+        )
+        comment_id = answer_json(response).get("id")
+        link = target.get("url") if isinstance(target.get("url"), str) else None
+        if link and comment_id:
+            link = f"{link}?focusedCommentId={comment_id}"
+        return ReplyResult(response.status_code, link, answer_excerpt(response))
+
+
+def adf_document(text: str) -> dict:
+    """``text`` as an Atlassian Document Format document: a paragraph per block of lines
+    (blank lines separate them), line breaks kept as ``hardBreak``."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        content: list[dict] = []
+        for index, line in enumerate(block.split("\n")):
+            if index:
+                content.append({"type": "hardBreak"})
+            if line:
+                content.append({"type": "text", "text": line})
+        paragraphs.append({"type": "paragraph", "content": content})
+    return {"type": "doc", "version": 1, "content": paragraphs}
 
 
 def _browse_url(issue: dict, key: str) -> str | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from app.text import storable
 from app.webhooks.commands import Command
@@ -28,13 +29,19 @@ from app.webhooks.providers.base import (
     CaseFacts,
     PayloadError,
     Provider,
+    ReplyError,
+    ReplyResult,
+    ReplySettings,
     VerificationError,
+    answer_excerpt,
     constant_time_equal,
     header,
     hmac_sha256_hex,
+    http_url,
     mapping,
     remark,
     require_header,
+    send,
     text_of,
 )
 
@@ -55,6 +62,14 @@ def sign(secret: str, body: bytes) -> str:
 
 class PagerDuty(Provider):
     name = "pagerduty"
+    display_name = "PagerDuty"
+    secret_hint = "the v3 webhook subscription's signing secret"
+    secret_from_provider = (
+        "PagerDuty makes the signing secret when the webhook subscription is created: paste it here"
+    )
+    monitoring = True
+    default_api_url = "https://api.pagerduty.com"
+    reply_options = {"from": "the email of the PagerDuty user the notes are added as (required)"}
     ping_event = "pagey.ping"
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
@@ -121,6 +136,48 @@ class PagerDuty(Provider):
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
+
+    def reply_target(self, event_type: str, payload: Any) -> dict | None:
+        """``{"incident_id", "url"?}`` of the incident."""
+        data = mapping(mapping(mapping(payload).get("event")).get("data"))
+        incident = (
+            data if text_of(data.get("type")) == "incident" else mapping(data.get("incident"))
+        )
+        incident_id = text_of(incident.get("id"))
+        if not incident_id:
+            return None
+        target = {"incident_id": incident_id}
+        if url := http_url(incident.get("html_url")):
+            target["url"] = url
+        return target
+
+    def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
+        """PagerDuty REST API v2, "Create a note on an incident": ``POST
+        /incidents/{id}/notes`` with ``{"note": {"content"}}``, ``Authorization: Token
+        token=<key>`` and ``From: <email of a PagerDuty user>``."""
+        incident_id = target.get("incident_id")
+        if not isinstance(incident_id, str) or not incident_id:
+            raise ReplyError("the case names no PagerDuty incident", permanent=True)
+        sender = str(settings.options.get("from") or "")
+        if not sender:
+            raise ReplyError(
+                "PagerDuty needs the email of a user to add notes as: set the endpoint's "
+                "reply option from",
+                permanent=True,
+            )
+        response = send(
+            "POST",
+            f"{settings.api_url}/incidents/{quote(incident_id, safe='')}/notes",
+            headers={
+                "Authorization": f"Token token={settings.token}",
+                "From": sender,
+                "Accept": "application/vnd.pagerduty+json;version=2",
+            },
+            json={"note": {"content": text}},
+        )
+        return ReplyResult(
+            response.status_code, http_url(target.get("url")), answer_excerpt(response)
+        )
 
 
 def _severity(incident: dict) -> str:

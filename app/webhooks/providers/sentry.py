@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from app.text import storable
 from app.webhooks.commands import Command
@@ -22,14 +23,21 @@ from app.webhooks.providers.base import (
     MAX_DELIVERY_ID,
     CaseFacts,
     Provider,
+    ReplyError,
+    ReplyResult,
+    ReplySettings,
+    answer_excerpt,
+    bearer,
     check_signature,
     check_timestamp,
     event_and_action,
     header,
     hmac_sha256_hex,
+    http_url,
     mapping,
     remark,
     require_header,
+    send,
     text_of,
 )
 
@@ -49,6 +57,13 @@ def sign(secret: str, body: bytes) -> str:
 
 class Sentry(Provider):
     name = "sentry"
+    display_name = "Sentry"
+    secret_hint = "the integration's Client Secret"
+    secret_from_provider = (
+        "Sentry makes the client secret: paste it from the integration's settings"
+    )
+    monitoring = True
+    default_api_url = "https://sentry.io/api/0"
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         return {
@@ -127,6 +142,41 @@ class Sentry(Provider):
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
+
+    def reply_target(self, event_type: str, payload: Any) -> dict | None:
+        """``{"issue_id", "url"?}`` of the Sentry issue (metric alerts have none)."""
+        if event_type.startswith("metric_alert"):
+            return None
+        data = mapping(mapping(payload).get("data"))
+        subject = (
+            mapping(data.get("issue")) or mapping(data.get("error")) or mapping(data.get("event"))
+        )
+        resource = event_type.partition(".")[0]
+        issue_id = (
+            text_of(subject.get("id")) if resource == "issue" else text_of(subject.get("issue_id"))
+        ) or text_of(data.get("issue_id"))
+        if not issue_id:
+            return None
+        target = {"issue_id": issue_id}
+        if url := http_url(subject.get("web_url")) or http_url(subject.get("permalink")):
+            target["url"] = url
+        return target
+
+    def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
+        """Sentry API: ``POST /api/0/issues/{issue_id}/comments/`` with ``{"text"}`` and a
+        bearer token (an internal integration's or a user auth token with ``event:write``)."""
+        issue_id = target.get("issue_id")
+        if not isinstance(issue_id, str) or not issue_id:
+            raise ReplyError("the case names no Sentry issue", permanent=True)
+        response = send(
+            "POST",
+            f"{settings.api_url}/issues/{quote(issue_id, safe='')}/comments/",
+            headers=bearer(settings.token),
+            json={"text": text},
+        )
+        return ReplyResult(
+            response.status_code, http_url(target.get("url")), answer_excerpt(response)
+        )
 
 
 def _compact(payload: Any) -> bytes:

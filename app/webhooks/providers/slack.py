@@ -44,6 +44,12 @@ from app.webhooks.providers.base import (
     CaseFacts,
     PayloadError,
     Provider,
+    ReplyError,
+    ReplyResult,
+    ReplySettings,
+    answer_excerpt,
+    answer_json,
+    bearer,
     check_signature,
     check_timestamp,
     excerpt,
@@ -52,6 +58,7 @@ from app.webhooks.providers.base import (
     mapping,
     one_line,
     require_header,
+    send,
     text_of,
 )
 
@@ -74,8 +81,23 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "v0=" + hmac_sha256_hex(secret, b"v0:" + timestamp.encode() + b":" + body)
 
 
+#: ``chat.postMessage`` errors that trying again cannot fix (Slack docs, "chat.postMessage":
+#: errors); the others (``ratelimited``, ``internal_error``, ...) are retried.
+PERMANENT_ERRORS = (
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed",
+    "account_inactive", "token_revoked", "token_expired", "missing_scope", "no_permission",
+    "thread_reply_not_found", "msg_too_long", "no_text", "restricted_action",
+)  # fmt: skip
+
+
 class Slack(Provider):
     name = "slack"
+    display_name = "Slack"
+    secret_hint = "the app's Signing Secret"
+    secret_from_provider = (
+        "Slack makes the signing secret: paste it from the app's Basic Information page"
+    )
+    default_api_url = "https://slack.com/api"
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         # Slack's delivery id is the body's event_id: nothing to add for it.
@@ -162,6 +184,46 @@ class Slack(Provider):
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
+
+    def reply_target(self, event_type: str, payload: Any) -> dict | None:
+        """``{"team", "channel", "thread_ts"}``: the conversation the case is about (the
+        thread's first message for a reaction)."""
+        payload = mapping(payload)
+        event = mapping(payload.get("event"))
+        item = mapping(event.get("item"))
+        channel = text_of(event.get("channel")) or text_of(item.get("channel"))
+        thread = (
+            text_of(event.get("thread_ts")) or text_of(item.get("ts")) or text_of(event.get("ts"))
+        )
+        if not channel or not thread:
+            return None
+        team = text_of(payload.get("team_id")) or text_of(event.get("team"))
+        return {"team": team, "channel": channel, "thread_ts": thread}
+
+    def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
+        """Slack docs, "chat.postMessage": ``POST /api/chat.postMessage`` with a bot token
+        (``Authorization: Bearer xoxb-…``) and ``{"channel", "thread_ts", "text"}`` as JSON.
+        Slack answers 200 with ``{"ok": false, "error"}`` when it refused: a failure, retried
+        unless the error is one of ``PERMANENT_ERRORS``; 429 carries ``Retry-After``."""
+        channel, thread = target.get("channel"), target.get("thread_ts")
+        if not isinstance(channel, str) or not isinstance(thread, str):
+            raise ReplyError("the case names no Slack conversation", permanent=True)
+        response = send(
+            "POST",
+            f"{settings.api_url}/chat.postMessage",
+            headers={**bearer(settings.token), "Content-Type": "application/json; charset=utf-8"},
+            json={"channel": channel, "thread_ts": thread, "text": text},
+            ok=(200,),
+        )
+        answer = answer_json(response)
+        if answer.get("ok") is not True:
+            error = text_of(answer.get("error"), "no ok in the answer")
+            raise ReplyError(
+                f"chat.postMessage answered ok: false ({error}): {answer_excerpt(response)}",
+                status_code=response.status_code,
+                permanent=error in PERMANENT_ERRORS,
+            )
+        return ReplyResult(response.status_code, None, answer_excerpt(response))
 
 
 def _channel_link(team: str, channel: str) -> str | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +75,26 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 class Standard(Provider):
     name = "standard"
+    display_name = "a Standard Webhooks sender"
+    secret_hint = "the sender's whsec_… secret"
+
+    def check_secret(self, secret: str) -> str | None:
+        # The package itself accepts almost anything (it decodes base64 loosely); a secret
+        # that is not strict base64 is a paste gone wrong, and no sender would match it.
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            return (
+                "a Standard Webhooks secret is whsec_ followed by base64 (as the sender shows "
+                "it); leave it empty to generate one"
+            )
+        return None
+
+    def generate_secret(self) -> str:
+        """``whsec_`` + base64 of 24 random bytes: what its senders decode."""
+        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         msg_id = "msg_" + delivery.replace("-", "")
