@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, text
 
-from app import clock
+from app import clock, logs, metrics
 from app.extensions import db
 from app.logs import log
 from app.tasks.kinds import TaskKind, UnknownTaskKind, get_kind
@@ -84,11 +84,23 @@ def check_cancelled() -> None:
 def run_task(task_id: str) -> str:
     """Claim and run the task ``task_id`` now, if it is queued and due; returns what
     happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...)."""
-    global _current
     owner = process_owner()
     task = _claim(task_id, owner)
     if task is None:
         return "not claimed"
+    # Every line logged while it runs (the handler's too) names the task and its case.
+    with logs.bound(task_id=task.id, kind=task.kind, case_id=_case_id(task.subject)):
+        return _run_claimed(task, owner)
+
+
+def _case_id(subject: str | None) -> int | None:
+    """The case a task is about, when its subject says so (``case:12``)."""
+    kind, _, ident = (subject or "").partition(":")
+    return int(ident) if kind == "case" and ident.isdigit() else None
+
+
+def _run_claimed(task: Task, owner: str) -> str:
+    global _current
     try:
         spec = get_kind(task.kind)
     except UnknownTaskKind:
@@ -105,6 +117,9 @@ def run_task(task_id: str) -> str:
         return _finish(task, spec, owner, FAILED, str(exc), started, final=True)
     except TaskCancelled:
         db.session.rollback()
+        metrics.task_attempt(task.kind, "cancelled", time.perf_counter() - started)
+        log.info("task.finished", task_id=task.id, kind=task.kind, outcome="cancelled",
+                 verdict="cancelled")  # fmt: skip
         return "cancelled"
     except Exception as exc:
         db.session.rollback()
@@ -215,6 +230,9 @@ def _finish(
         verdict = FAILED
     concurrency_key = task.concurrency_key
     db.session.commit()
+    metrics.task_attempt(task.kind, outcome, latency_ms / 1000 if latency_ms else None)
+    if verdict in (SUCCEEDED, FAILED):
+        metrics.task_finished(task.kind, verdict)
     log.info("task.finished", task_id=task.id, kind=task.kind, outcome=outcome,
              verdict=verdict, latency_ms=latency_ms)  # fmt: skip
     if concurrency_key:

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, metrics
 from app.cases import service
 from app.extensions import db
 from app.logs import log
@@ -74,8 +74,11 @@ def _process_once(delivery_pk: str) -> str:
         for event_type, subject in provider.split(delivery.event_type, payload, settings):
             outcomes.extend(_run_commands(provider, delivery, event_type, subject, commands))
     delivery.outcome = "; ".join(outcomes) or "nothing to process: the delivery carries no items"
-    delivery.processing_ms = round((time.perf_counter() - started) * 1000, 3)
+    seconds = time.perf_counter() - started
+    delivery.processing_ms = round(seconds * 1000, 3)
     db.session.commit()
+    readable = payload is not None and provider is not None
+    metrics.delivery_processed("processed" if readable else "unprocessable", seconds)
     log.info(
         "delivery.processed",
         delivery_pk=delivery.id,
@@ -132,5 +135,6 @@ def mark_failed(
         )
     )
     db.session.commit()
+    metrics.delivery_processed("retrying" if retry_in else "failed")
     log.warning("delivery.failed", delivery_pk=delivery_pk, attempts=attempts,
                 retry_in=retry_in, error=f"{error.__class__.__name__}: {error}"[:500])  # fmt: skip
