@@ -67,9 +67,21 @@ def redact_secrets(logger: Any, method_name: str, event_dict: dict) -> dict:
 @contextmanager
 def bound(**ids: Any) -> Iterator[None]:
     """Add ``ids`` (None values left out) to every line logged in this context while the
-    block runs: ``with bound(task_id=task.id, case_id=12): ...``."""
-    with structlog.contextvars.bound_contextvars(**{k: v for k, v in ids.items() if v is not None}):
+    block runs: ``with bound(task_id=task.id, case_id=12): ...``. On the way out the ids
+    are as they were before, including any ``bind`` inside the block."""
+    before = structlog.contextvars.get_contextvars()
+    bind(**ids)
+    try:
         yield
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**before)
+
+
+def bind(**ids: Any) -> None:
+    """Add ``ids`` (None values left out) to the lines logged from here on in this context;
+    inside ``bound``, until its block ends."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in ids.items() if v is not None})
 
 
 def configure() -> None:

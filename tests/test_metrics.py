@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -105,8 +106,13 @@ def test_metrics_parse_and_move_with_deliveries(app, client, github, drain):
     assert value(done, "casehook_cases", status="open") == 1
 
 
+#: What the log context held while ``test.metrics_ok`` ran.
+seen_log_context: list[dict] = []
+
+
 @task_kind("test.metrics_ok")
 def _ok(task):
+    seen_log_context.append(structlog.contextvars.get_contextvars())
     return "fine"
 
 
@@ -123,7 +129,11 @@ def test_task_attempts_and_task_states(app, client):
         db.session.commit()
         queued = scrape(client)
         assert value(queued, "casehook_tasks", kind="test.metrics_ok", state="queued") == 1
+        task_id = create_task("test.metrics_ok", "case:1").id  # the one above, deduplicated
         run_due()
+    # Every line the handler logged named its task and case; nothing stays bound after.
+    assert seen_log_context[-1] == {"task_id": task_id, "kind": "test.metrics_ok", "case_id": 1}
+    assert structlog.contextvars.get_contextvars() == {}
     after = scrape(client)
     assert value(after, "casehook_tasks", kind="test.metrics_ok", state="queued") == 0
     for name, labels in [

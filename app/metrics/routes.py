@@ -17,9 +17,9 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """The metrics (``text/plain; version=0.0.4``, or OpenMetrics when asked for). With ``METRICS_TOKEN`` set, a request
-    without ``Authorization: Bearer <token>`` gets 401; unset, anyone may read them (keep
-    the route off the internet then)."""
+    """The metrics (``text/plain; version=0.0.4``, or OpenMetrics when asked for). With
+    ``METRICS_TOKEN`` set, a request without ``Authorization: Bearer <token>`` gets 401;
+    unset, anyone may read them (keep the route off the internet then)."""
     token = current_app.config.get("METRICS_TOKEN")
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")

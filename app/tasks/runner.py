@@ -83,24 +83,18 @@ def check_cancelled() -> None:
 
 def run_task(task_id: str) -> str:
     """Claim and run the task ``task_id`` now, if it is queued and due; returns what
-    happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...)."""
+    happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...).
+    Every line logged meanwhile (the handler's too) names the task, its kind and its case."""
+    with logs.bound(task_id=task_id):
+        return _run_task(task_id)
+
+
+def _run_task(task_id: str) -> str:
+    global _current
     owner = process_owner()
     task = _claim(task_id, owner)
     if task is None:
         return "not claimed"
-    # Every line logged while it runs (the handler's too) names the task and its case.
-    with logs.bound(task_id=task.id, kind=task.kind, case_id=_case_id(task.subject)):
-        return _run_claimed(task, owner)
-
-
-def _case_id(subject: str | None) -> int | None:
-    """The case a task is about, when its subject says so (``case:12``)."""
-    kind, _, ident = (subject or "").partition(":")
-    return int(ident) if kind == "case" and ident.isdigit() else None
-
-
-def _run_claimed(task: Task, owner: str) -> str:
-    global _current
     try:
         spec = get_kind(task.kind)
     except UnknownTaskKind:
@@ -117,9 +111,6 @@ def _run_claimed(task: Task, owner: str) -> str:
         return _finish(task, spec, owner, FAILED, str(exc), started, final=True)
     except TaskCancelled:
         db.session.rollback()
-        metrics.task_attempt(task.kind, "cancelled", time.perf_counter() - started)
-        log.info("task.finished", task_id=task.id, kind=task.kind, outcome="cancelled",
-                 verdict="cancelled")  # fmt: skip
         return "cancelled"
     except Exception as exc:
         db.session.rollback()
@@ -180,9 +171,16 @@ def _claim(task_id: str, owner: str) -> Task | None:
                                started_at=now))  # fmt: skip
     db.session.commit()
     db.session.refresh(task)
+    logs.bind(kind=task.kind, case_id=_case_id(task.subject))
     log.info("task.started", task_id=task.id, kind=task.kind, subject=task.subject,
              attempt=task.attempts)  # fmt: skip
     return task
+
+
+def _case_id(subject: str | None) -> int | None:
+    """The case a task is about, when its subject says so (``case:12``)."""
+    kind, _, ident = (subject or "").partition(":")
+    return int(ident) if kind == "case" and ident.isdigit() else None
 
 
 def _finish(
