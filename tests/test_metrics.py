@@ -100,7 +100,7 @@ def test_metrics_parse_and_move_with_deliveries(app, client, github, drain):
         processed - value(before, "casehook_deliveries_processed_total", outcome="processed") == 2
     )
     count = "casehook_delivery_processing_seconds_count"
-    assert value(done, count) - value(before, count) == 2
+    assert value(done, count, provider="github") - value(before, count, provider="github") == 2
     assert value(done, "casehook_inbox_deliveries") == 0
     assert value(done, "casehook_inbox_oldest_age_seconds") == 0
     assert value(done, "casehook_cases", status="open") == 1

@@ -64,7 +64,8 @@ DELIVERIES_PROCESSED = Counter(
 )
 PROCESSING_SECONDS = Histogram(
     "casehook_delivery_processing_seconds",
-    "Time to process one delivery (match commands, write cases), in seconds.",
+    "Time to process one delivery (match commands, write cases), in seconds, by provider.",
+    ["provider"],
     buckets=SLOW_BUCKETS,
 )
 TASK_ATTEMPTS = Counter(
@@ -105,11 +106,14 @@ def delivery_received(provider: str, verdict: str, seconds: float) -> None:
     INGEST_SECONDS.labels(provider).observe(seconds)
 
 
-def delivery_processed(outcome: str, seconds: float | None = None) -> None:
-    """Count one delivery taken out of the inbox (outcomes: see ``DELIVERIES_PROCESSED``)."""
+def delivery_processed(
+    outcome: str, seconds: float | None = None, provider: str | None = None
+) -> None:
+    """Count one delivery taken out of the inbox (outcomes: see ``DELIVERIES_PROCESSED``);
+    with ``seconds`` and its endpoint's ``provider``, time it too."""
     DELIVERIES_PROCESSED.labels(outcome).inc()
-    if seconds is not None:
-        PROCESSING_SECONDS.observe(seconds)
+    if seconds is not None and provider is not None:
+        PROCESSING_SECONDS.labels(provider).observe(seconds)
 
 
 def task_attempt(kind: str, outcome: str, seconds: float | None = None) -> None:

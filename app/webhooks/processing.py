@@ -59,7 +59,8 @@ def _process_once(delivery_pk: str) -> str:
         db.session.rollback()
         return "already processed" if db.session.get(Delivery, delivery_pk) else "no such delivery"
     delivery = db.session.get(Delivery, delivery_pk)
-    provider = get_provider(delivery.endpoint.provider)
+    provider_name = delivery.endpoint.provider
+    provider = get_provider(provider_name)
     outcomes = []
     try:
         payload = parse_payload(delivery.headers, delivery.body)
@@ -78,7 +79,7 @@ def _process_once(delivery_pk: str) -> str:
     delivery.processing_ms = round(seconds * 1000, 3)
     db.session.commit()
     readable = payload is not None and provider is not None
-    metrics.delivery_processed("processed" if readable else "unprocessable", seconds)
+    metrics.delivery_processed("processed" if readable else "unprocessable", seconds, provider_name)
     log.info(
         "delivery.processed",
         delivery_pk=delivery.id,
