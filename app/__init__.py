@@ -62,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.cases import bp as cases_bp
     from app.cases import models as _cases  # noqa: F401  (every model, for migrations)
     from app.events import models as _events  # noqa: F401
+    from app.metrics import routes as metrics
     from app.tasks import kinds as task_kinds
     from app.tasks import models as _tasks  # noqa: F401
     from app.webhooks import bp as webhooks_bp
@@ -75,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cases_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(writing_bp)
     # Features that work a case: each package brings its blueprint, models and case panel.
@@ -84,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # /api/ only session-authenticated writes need the CSRF token (accounts/auth.py).
     csrf.exempt("app.webhooks.routes.ingest")
     auth.make_public(health.bp)
+    auth.make_public(metrics.bp)  # a bearer token of its own (CASEHOOK_METRICS_TOKEN)
     auth.init_app(app)
     task_kinds.load_kinds()
     register_cli(app)

@@ -38,6 +38,13 @@ def _secret_key(instance_path: Path) -> str:
     return key
 
 
+def metrics_directory(instance_path: Path) -> Path:
+    """Where prometheus-client keeps its multiprocess files: ``PROMETHEUS_MULTIPROC_DIR``,
+    else ``instance/prometheus``. The web and worker processes of one machine share it, so
+    ``/metrics`` adds up what every process counted (read once, when app/metrics loads)."""
+    return Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or instance_path / "prometheus")
+
+
 def from_environment(instance_path: Path, overrides: dict | None = None) -> dict:
     """Build the config mapping from environment variables (see README, "Configuration").
 
@@ -95,5 +102,7 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("CASEHOOK_LOGIN_LIMIT_PER_ACCOUNT", "5/minute"),
         # Reverse proxies in front that set X-Forwarded-For/-Proto (0: none, use the peer).
         "TRUSTED_PROXIES": int(env.get("CASEHOOK_TRUSTED_PROXIES", 0)),
+        # GET /metrics wants "Authorization: Bearer <this>" when set; open when unset.
+        "METRICS_TOKEN": env.get("CASEHOOK_METRICS_TOKEN") or None,
         **overrides,
     }

@@ -1,10 +1,20 @@
-"""Structured logs: one JSON line per delivery and per job (SPEC §5, observable)."""
+"""Structured logs: one JSON line per delivery, job, task attempt and outbound request
+(SPEC §5, observable).
+
+Ids that say what a line is about (``delivery_pk``, ``case_id``, ``task_id``,
+``correlation_id``) are bound for a stretch of work with ``bound(...)`` and added to every
+line written meanwhile. Values under names that sound like credentials (``secret``,
+``token``, ``password``, ``authorization``, ``cookie``, ``api_key``, ...) and bearer tokens
+inside text are replaced by ``[redacted]`` before a line is written, whoever logs it.
+"""
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import structlog
 
@@ -19,6 +29,61 @@ def _drop_when_quiet(logger, method_name, event_dict):
     return event_dict
 
 
+#: Keys whose string values are never written (matched anywhere in the key, any case).
+SECRET_KEYS = re.compile(
+    r"secret|token|passw|authori[sz]ation|cookie|api[_-]?key|credential|private[_-]?key",
+    re.IGNORECASE,
+)
+#: Credentials inside free text (an error message quoting a header or a URL).
+SECRET_TEXT = re.compile(
+    r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}|(//[^/\s:@]+):[^@\s/]+@"
+)
+REDACTED = "[redacted]"
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    if isinstance(value, str | bytes) and SECRET_KEYS.search(key):
+        return REDACTED  # numbers (max_tokens=500) say nothing secret and stay
+    if isinstance(value, str):
+        return SECRET_TEXT.sub(_redact_match, value)
+    return value
+
+
+def _redact_match(match: re.Match) -> str:
+    if match.group(1):
+        return f"{match.group(1)} {REDACTED}"
+    return f"{match.group(2)}:{REDACTED}@"
+
+
+def redact_secrets(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """structlog processor: credentials out of every line (see the module docstring)."""
+    return {key: _redact_value(key, value) for key, value in event_dict.items()}
+
+
+@contextmanager
+def bound(**ids: Any) -> Iterator[None]:
+    """Add ``ids`` (None values left out) to every line logged in this context while the
+    block runs: ``with bound(task_id=task.id, case_id=12): ...``. On the way out the ids
+    are as they were before, including any ``bind`` inside the block."""
+    before = structlog.contextvars.get_contextvars()
+    bind(**ids)
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**before)
+
+
+def bind(**ids: Any) -> None:
+    """Add ``ids`` (None values left out) to the lines logged from here on in this context;
+    inside ``bound``, until its block ends."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in ids.items() if v is not None})
+
+
 def configure() -> None:
     """Send structlog output as JSON lines to stderr; idempotent."""
     global _configured
@@ -27,8 +92,10 @@ def configure() -> None:
     structlog.configure(
         processors=[
             _drop_when_quiet,
+            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),

@@ -33,7 +33,7 @@ CONSOLE_HEADERS = {
 }
 
 #: Routes for machines: JSON or plain answers that no browser renders as a page.
-MACHINE_PREFIXES = ("/webhooks/", "/api/")
+MACHINE_PREFIXES = ("/webhooks/", "/api/", "/metrics")
 
 
 def add_console_headers(response: Response) -> Response:

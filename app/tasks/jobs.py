@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from app.logs import log
 from app.tasks.context import job_context
 
 
@@ -9,5 +12,9 @@ def run_task(task_id: str) -> str:
     """RQ job: claim and run the task ``task_id`` (a wake-up; see ``app/tasks/wake.py``)."""
     from app.tasks import runner
 
+    started = time.perf_counter()
     with job_context():
-        return runner.run_task(task_id)
+        verdict = runner.run_task(task_id)
+    log.info("job.finished", job="run_task", task_id=task_id, verdict=verdict,
+             ms=round((time.perf_counter() - started) * 1000, 3))  # fmt: skip
+    return verdict

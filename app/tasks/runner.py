@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, text
 
-from app import clock
+from app import clock, logs, metrics
 from app.extensions import db
 from app.logs import log
 from app.tasks.kinds import TaskKind, UnknownTaskKind, get_kind
@@ -93,7 +93,13 @@ def check_cancelled() -> None:
 
 def run_task(task_id: str) -> str:
     """Claim and run the task ``task_id`` now, if it is queued and due; returns what
-    happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...)."""
+    happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...).
+    Every line logged meanwhile (the handler's too) names the task, its kind and its case."""
+    with logs.bound(task_id=task_id):
+        return _run_task(task_id)
+
+
+def _run_task(task_id: str) -> str:
     global _current
     owner = process_owner()
     task = _claim(task_id, owner)
@@ -178,9 +184,16 @@ def _claim(task_id: str, owner: str) -> Task | None:
                                started_at=now))  # fmt: skip
     db.session.commit()
     db.session.refresh(task)
+    logs.bind(kind=task.kind, case_id=_case_id(task.subject))
     log.info("task.started", task_id=task.id, kind=task.kind, subject=task.subject,
              attempt=task.attempts)  # fmt: skip
     return task
+
+
+def _case_id(subject: str | None) -> int | None:
+    """The case a task is about, when its subject says so (``case:12``)."""
+    kind, _, ident = (subject or "").partition(":")
+    return int(ident) if kind == "case" and ident.isdigit() else None
 
 
 def _finish(
@@ -235,6 +248,9 @@ def _finish(
         verdict = FAILED
     concurrency_key = task.concurrency_key
     db.session.commit()
+    metrics.task_attempt(task.kind, outcome, latency_ms / 1000 if latency_ms else None)
+    if verdict in (SUCCEEDED, FAILED):
+        metrics.task_finished(task.kind, verdict)
     log.info("task.finished", task_id=task.id, kind=task.kind, outcome=outcome,
              verdict=verdict, latency_ms=latency_ms)  # fmt: skip
     if concurrency_key:

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, metrics
 from app.extensions import db
+from app.logs import log
 from app.tasks.kinds import get_kind
 from app.tasks.models import CANCELLED, QUEUED, RUNNING, Task
 from app.tasks.wake import wake_after_commit
@@ -99,6 +100,8 @@ def cancel_task(task: Task, reason: str = "cancelled") -> Task:
     task.lease_owner = None
     task.lease_expires_at = None
     task.last_error = reason[:2000]
+    metrics.task_finished(task.kind, CANCELLED)  # counted before the caller's commit
+    log.info("task.cancelled", task_id=task.id, kind=task.kind, reason=reason[:200])
     return task
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from flask import Flask, current_app
 from redis.exceptions import RedisError
 
-from app import clock
+from app import clock, metrics
 from app.extensions import db
 from app.logs import log
 from app.tasks import leases
@@ -117,6 +117,10 @@ def recover_lost_tasks() -> int:
             task.status, task.finished_at, task.active_key = FAILED, now, None
         log.warning("task.lost", task_id=task.id, kind=task.kind, attempts=task.attempts)
     db.session.commit()
+    for task in lost:
+        metrics.task_attempt(task.kind, "lost")
+        if task.status == FAILED:
+            metrics.task_finished(task.kind, FAILED)
     return len(lost)
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import time
 import zlib
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import or_
 
-from app import clock
+from app import clock, logs
 from app.extensions import db
 from app.logs import log
 from app.tasks import leases
@@ -118,10 +118,13 @@ def process_partition(partition: int) -> int:
                     if not leases.acquire(name, ttl):
                         return done  # lost it (a long stall): the new holder goes on
                     renewed = time.monotonic()
-                try:
-                    processing.process_delivery(delivery_pk)
-                except Exception as exc:  # one bad delivery must not hold up the rest
-                    processing.mark_failed(delivery_pk, exc, RETRY_SCHEDULE)
+                # Every log line about this delivery, down to the cases it touches, names it;
+                # what one delivery causes shares its id as the correlation id.
+                with logs.bound(delivery_pk=delivery_pk, correlation_id=delivery_pk):
+                    try:
+                        processing.process_delivery(delivery_pk)
+                    except Exception as exc:  # one bad delivery must not hold up the rest
+                        processing.mark_failed(delivery_pk, exc, RETRY_SCHEDULE)
                 done += 1
         leases.release(name)
         if done >= INBOX_JOB_LIMIT:
@@ -176,3 +179,16 @@ def pending_deliveries() -> int:
     """How many deliveries wait in the inbox (received, or failed with a retry due)."""
     count = db.session.scalar(db.select(db.func.count(Delivery.id)).where(_waiting()))
     return int(count or 0)
+
+
+def waiting_stats() -> tuple[int, float]:
+    """``(deliveries waiting, seconds since the oldest of them arrived)`` for ``/metrics``;
+    ``(0, 0.0)`` when the inbox is empty. Two index range scans (status, received_at)."""
+    count, oldest = db.session.execute(
+        db.select(db.func.count(Delivery.id), db.func.min(Delivery.received_at)).where(_waiting())
+    ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:  # SQLite hands back naive UTC
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max(0.0, (clock.now() - oldest).total_seconds())

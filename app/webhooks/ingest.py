@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, metrics
 from app.extensions import db
 from app.ids import new_id
 from app.logs import log
@@ -102,7 +102,34 @@ class Receipt:
         return cls(status, {"error": error, "detail": detail})
 
 
+#: The ``casehook_deliveries_received_total`` verdict of each answer (200 is split in two).
+VERDICTS = {
+    202: "accepted",
+    401: "unauthorized",
+    400: "rejected",
+    404: "unknown_endpoint",
+    410: "endpoint_disabled",
+    503: "secret_unavailable",
+}
+
+
 def receive(
+    provider_name: str, endpoint_id: str, headers: Mapping[str, str], body: bytes
+) -> Receipt:
+    """``_receive``, counted and timed for ``/metrics`` (a counter and a histogram: a few
+    microseconds on the hot path)."""
+    started = time.perf_counter()
+    receipt = _receive(provider_name, endpoint_id, headers, body)
+    if receipt.status == 200:
+        verdict = "duplicate" if receipt.body.get("duplicate") else "connection_test"
+    else:
+        verdict = VERDICTS.get(receipt.status, str(receipt.status))
+    provider = provider_name if get_provider(provider_name) is not None else "unknown"
+    metrics.delivery_received(provider, verdict, time.perf_counter() - started)
+    return receipt
+
+
+def _receive(
     provider_name: str, endpoint_id: str, headers: Mapping[str, str], body: bytes
 ) -> Receipt:
     """Verify and store one request to ``/webhooks/<provider_name>/<endpoint_id>``.
@@ -179,6 +206,7 @@ def receive(
         with db.engine.begin() as connection:
             connection.execute(_INSERT_DELIVERY, row)
     except IntegrityError:
+        log.info("delivery.duplicate", delivery_id=delivery_id, endpoint_id=endpoint_pk)
         return Receipt(
             200,
             {
@@ -188,6 +216,8 @@ def receive(
             },
         )
     if is_ping:
+        log.info("delivery.connection_test", delivery_pk=delivery_pk, delivery_id=delivery_id,
+                 endpoint_id=endpoint_pk, event_type=event_type)  # fmt: skip
         return Receipt(200, {"delivery_id": delivery_id, **answer})
     queued = inbox.wake(partition)
     log.info(

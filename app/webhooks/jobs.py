@@ -3,6 +3,9 @@ domain (``app/webhooks/inbox.py``)."""
 
 from __future__ import annotations
 
+import time
+
+from app.logs import log
 from app.tasks.context import job_context
 
 
@@ -10,5 +13,9 @@ def process_inbox(partition: int) -> int:
     """RQ job: drain inbox partition ``partition``; returns how many deliveries it processed."""
     from app.webhooks import inbox
 
+    started = time.perf_counter()
     with job_context():
-        return inbox.process_partition(int(partition))
+        done = inbox.process_partition(int(partition))
+    log.info("job.finished", job="process_inbox", partition=int(partition), processed=done,
+             ms=round((time.perf_counter() - started) * 1000, 3))  # fmt: skip
+    return done

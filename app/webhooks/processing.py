@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, metrics
 from app.cases import service
 from app.extensions import db
 from app.logs import log
@@ -59,7 +59,8 @@ def _process_once(delivery_pk: str) -> str:
         db.session.rollback()
         return "already processed" if db.session.get(Delivery, delivery_pk) else "no such delivery"
     delivery = db.session.get(Delivery, delivery_pk)
-    provider = get_provider(delivery.endpoint.provider)
+    provider_name = delivery.endpoint.provider
+    provider = get_provider(provider_name)
     outcomes = []
     try:
         payload = parse_payload(delivery.headers, delivery.body)
@@ -74,8 +75,11 @@ def _process_once(delivery_pk: str) -> str:
         for event_type, subject in provider.split(delivery.event_type, payload, settings):
             outcomes.extend(_run_commands(provider, delivery, event_type, subject, commands))
     delivery.outcome = "; ".join(outcomes) or "nothing to process: the delivery carries no items"
-    delivery.processing_ms = round((time.perf_counter() - started) * 1000, 3)
+    seconds = time.perf_counter() - started
+    delivery.processing_ms = round(seconds * 1000, 3)
     db.session.commit()
+    readable = payload is not None and provider is not None
+    metrics.delivery_processed("processed" if readable else "unprocessable", seconds, provider_name)
     log.info(
         "delivery.processed",
         delivery_pk=delivery.id,
@@ -157,5 +161,6 @@ def mark_failed(
         )
     )
     db.session.commit()
+    metrics.delivery_processed("retrying" if retry_in else "failed")
     log.warning("delivery.failed", delivery_pk=delivery_pk, attempts=attempts,
                 retry_in=retry_in, error=f"{error.__class__.__name__}: {error}"[:500])  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from typing import Any
 
 import httpx
@@ -199,12 +200,18 @@ class LlmWriter:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        started, status = time.perf_counter(), None
         try:
             response = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout)
+            status = response.status_code
         except httpx.TimeoutException as exc:
             raise LlmError(f"no answer within {self.timeout:g} s ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise LlmError(f"could not reach {self.url}: {exc}") from exc
+        finally:  # one line per outbound request (the key never: it is in a header)
+            ms = round((time.perf_counter() - started) * 1000, 3)
+            log.info("outbound.request", target="llm", url=self.url, task=task,
+                     status_code=status, ms=ms)  # fmt: skip
         if not response.is_success:
             raise LlmError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
         try:
