@@ -28,8 +28,8 @@ from app.extensions import db
 from app.tasks import create_task, run_due, task_kind
 from app.tasks.runner import TaskFailed
 from tests.conftest import BOTH_DATABASES, GITHUB_FIXTURES, fixture_payload
-from tests.faults_support import Process, procfile_commands, wait_until
-from tests.procfile import procfile_web
+from tests.faults_support import Process, wait_until
+from tests.procfile import procfile_command, procfile_web
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -318,7 +318,7 @@ def test_two_gunicorn_workers_and_a_worker_add_up(app, github, tmp_path):
 
         worker_env = {**os.environ, **env}
         worker_env.pop("GUNICORN_CMD_ARGS", None)
-        worker = Process("worker", procfile_commands()["worker"], worker_env, tmp_path / "w.log")
+        worker = Process("worker", procfile_command("worker"), worker_env, tmp_path / "w.log")
         worker.start()
         try:
 
