@@ -81,6 +81,12 @@ def check_cancelled() -> None:
         raise TaskCancelled("the task was cancelled")
 
 
+def cancelled() -> bool:
+    """True when the running task lost its lease (cancelled, or taken over): for handlers
+    that poll rather than raise (a subprocess to stop first)."""
+    return _current is not None and _current.lost.is_set()
+
+
 def run_task(task_id: str) -> str:
     """Claim and run the task ``task_id`` now, if it is queued and due; returns what
     happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...)."""
@@ -131,7 +137,8 @@ def _claim(task_id: str, owner: str) -> Task | None:
         spec = None
     lease = float(current_app.config["TASK_LEASE_SECONDS"])
     condition = [_tasks.c.id == task_id, _tasks.c.status == QUEUED, _tasks.c.run_after <= now]
-    if spec is not None and spec.concurrency and task.concurrency_key:
+    limit = task.concurrency_limit or (spec.concurrency if spec is not None else None)
+    if limit and task.concurrency_key:
         if db.engine.dialect.name == "postgresql":
             # Counting and claiming must not interleave with another worker's: one lock
             # per concurrency key for the length of this transaction.
@@ -145,7 +152,7 @@ def _claim(task_id: str, owner: str) -> Task | None:
             .where(_tasks.c.concurrency_key == task.concurrency_key, _tasks.c.status == RUNNING)
             .scalar_subquery()
         )
-        condition.append(running < spec.concurrency)
+        condition.append(running < limit)
     claimed = db.session.execute(
         _tasks.update()
         .where(*condition)
