@@ -205,8 +205,7 @@ def load_user_from_bearer_token(req: Request) -> User | None:
     found = service.live_token(token.strip())
     if found is None:
         g.auth_problem = (
-            "the bearer token is not valid: unknown, revoked, expired, or its user is "
-            "deactivated"
+            "the bearer token is not valid: unknown, revoked, expired, or its user is deactivated"
         )
         return None
     scope = f"/api/cases/{found.case_id}"

@@ -17,8 +17,7 @@ agents_cli = AppGroup("agents", help="Agents: external commands run on cases.")
 
 @agents_cli.command("create")
 @click.option("--name", required=True, help="A short unique name, e.g. summarise.")
-@click.option("--argv", "argv_json", required=True,
-              help='The command as a JSON list, e.g. \'["/usr/bin/summarise", "-v"]\'.')  # fmt: skip
+@click.option("--argv", "argv_json", required=True, help="The command as a JSON list of strings.")
 @click.option("--description", default="")
 @click.option("--workdir", default=None, help="Working directory (default: a fresh temp dir).")
 @click.option("--env", "env", multiple=True, help="A variable name passed through (repeatable).")

@@ -277,7 +277,7 @@ def _execute(
             cwd=workdir,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509  (only a prctl, no locks)
+            preexec_fn=_die_with_parent,  # only a prctl: safe in the child
             close_fds=True,
         )
     except OSError as exc:
@@ -321,7 +321,11 @@ def _record(task: Task, run_id: str, outcome: dict[str, Any], timeout: float) ->
     timeline (and ask for a reply to the source when the run says so)."""
     run = db.session.get(AgentRun, run_id)
     ended = outcome["ended"]
-    run.exit_code, run.stdout, run.stderr = outcome["exit_code"], outcome["stdout"], outcome["stderr"]
+    run.exit_code, run.stdout, run.stderr = (
+        outcome["exit_code"],
+        outcome["stdout"],
+        outcome["stderr"],
+    )
     run.truncated, run.duration_ms = outcome["truncated"], outcome["duration_ms"]
     run.process_group = run.process_host = None
     summary = {"exit_code": run.exit_code, "duration_ms": run.duration_ms}

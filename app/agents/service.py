@@ -109,7 +109,7 @@ def clean_definition(data: Mapping[str, Any], *, partial: bool = False) -> dict[
         ):
             raise AgentError(
                 "secrets",
-                'an object {name in the agent\'s environment: name of the worker\'s variable '
+                "an object {name in the agent's environment: name of the worker's variable "
                 'holding it}, e.g. {"API_KEY": "SUMMARISER_API_KEY"}',
             )
         out["secrets"] = dict(secrets)
