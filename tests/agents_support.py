@@ -99,3 +99,20 @@ def run_state(run_id: str) -> dict:
     state = run.to_dict()
     db.session.rollback()
     return state
+
+
+# First attempt: starts a grandchild that ignores SIGTERM (pid to argv[2]) and sleeps; any
+# later attempt prints "attempt <n>" and exits 0. Attempts are counted in argv[1].
+CRASHY = """
+import subprocess, sys, time
+from pathlib import Path
+counter = Path(sys.argv[1])
+n = int(counter.read_text()) + 1 if counter.exists() else 1
+counter.write_text(str(n))
+if n == 1:
+    child = subprocess.Popen([sys.executable, "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
+    Path(sys.argv[2]).write_text(str(child.pid))
+    time.sleep(60)
+print("attempt", n)
+"""
