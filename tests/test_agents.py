@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from datetime import timedelta
 
-import pytest
-
 from app import clock
 from app.agents import service
 from app.agents.models import AgentRun
+from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
 from app.tasks import run_due
@@ -45,7 +43,7 @@ def _agent(app, **values) -> None:
 def _run(app, case_id: int, agent: str, prompt: str = "hello", **options) -> str:
     with app.app_context():
         run = service.request_run(
-            db.session.get(__import__("app.cases.models").cases.models.Case, case_id),
+            db.session.get(Case, case_id),
             service.get_agent(agent),
             prompt,
             **options,
@@ -65,9 +63,7 @@ def _events(app, case_id: int, type_: str) -> list[dict]:
 
 
 @BOTH_DATABASES
-def test_the_prompt_goes_on_stdin_and_the_output_lands_on_the_case(
-    app, tmp_path, monkeypatch
-):
+def test_the_prompt_goes_on_stdin_and_the_output_lands_on_the_case(app, tmp_path, monkeypatch):
     monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.setenv("WORKER_ONLY_SECRET", "do-not-leak")
     monkeypatch.setenv("SUMMARISER_KEY", "k-123")
@@ -116,7 +112,7 @@ def test_a_missing_command_fails_at_once_with_the_reason(app):
 def test_a_timeout_kills_the_whole_process_group(app, tmp_path):
     app.config["AGENT_KILL_GRACE_SECONDS"] = 0.5
     pid_file = tmp_path / "grandchild.pid"
-    argv = write_agent(tmp_path, "spawner", SPAWNER) + [str(pid_file), "60"]
+    argv = [*write_agent(tmp_path, "spawner", SPAWNER), str(pid_file), "60"]
     _agent(app, name="slow", argv=argv, timeout_seconds=1, retries=2)
     case_id = _case(app)
     run_id = _run(app, case_id, "slow")
@@ -139,7 +135,7 @@ def test_a_timeout_kills_the_whole_process_group(app, tmp_path):
 def test_cancel_from_the_api_kills_the_running_group(app, tmp_path, api_token):
     app.config["AGENT_KILL_GRACE_SECONDS"] = 0.5
     pid_file = tmp_path / "grandchild.pid"
-    argv = write_agent(tmp_path, "spawner", SPAWNER) + [str(pid_file), "60"]
+    argv = [*write_agent(tmp_path, "spawner", SPAWNER), str(pid_file), "60"]
     _agent(app, name="long", argv=argv, timeout_seconds=120)
     run_id = _run(app, _case(app), "long")
     results = []
@@ -171,7 +167,7 @@ def test_cancel_from_the_api_kills_the_running_group(app, tmp_path, api_token):
 
 def test_a_failed_run_is_retried_then_succeeds(app, tmp_path):
     counter = tmp_path / "count"
-    argv = write_agent(tmp_path, "flaky", FLAKY) + [str(counter), "2"]
+    argv = [*write_agent(tmp_path, "flaky", FLAKY), str(counter), "2"]
     _agent(app, name="flaky", argv=argv, retries=2)
     case_id = _case(app)
     run_id = _run(app, case_id, "flaky")
@@ -191,7 +187,7 @@ def test_a_failed_run_is_retried_then_succeeds(app, tmp_path):
 
 
 def test_a_run_without_retries_fails_with_its_exit_code(app, tmp_path):
-    argv = write_agent(tmp_path, "flaky", FLAKY) + [str(tmp_path / "count"), "5"]
+    argv = [*write_agent(tmp_path, "flaky", FLAKY), str(tmp_path / "count"), "5"]
     _agent(app, name="flaky", argv=argv, retries=0)
     case_id = _case(app)
     run_id = _run(app, case_id, "flaky")

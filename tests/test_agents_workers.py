@@ -74,7 +74,7 @@ def _request(app, case_id: int, agent: str, count: int) -> list[str]:
 
 def test_the_per_agent_limit_holds_across_worker_processes(app, tmp_path):
     log = tmp_path / "overlap.log"
-    argv = write_agent(tmp_path, "recorder", RECORDER) + [str(log), "1.5"]
+    argv = [*write_agent(tmp_path, "recorder", RECORDER), str(log), "1.5"]
     case_id = _setup(app, name="recorder", argv=argv, max_concurrent=2)
     workers = _workers(app, tmp_path, 3)  # three could run three at once; the limit is two
     try:
@@ -103,7 +103,7 @@ def test_the_per_agent_limit_holds_across_worker_processes(app, tmp_path):
 
 def test_a_worker_killed_mid_run_is_taken_over_and_its_agent_killed(app, tmp_path):
     counter, pid_file = tmp_path / "count", tmp_path / "grandchild.pid"
-    argv = write_agent(tmp_path, "crashy", CRASHY) + [str(counter), str(pid_file)]
+    argv = [*write_agent(tmp_path, "crashy", CRASHY), str(counter), str(pid_file)]
     case_id = _setup(app, name="crashy", argv=argv, retries=1, timeout_seconds=120)
     first, second = _workers(app, tmp_path, 2)
     try:
