@@ -24,11 +24,10 @@ from tests.faults_support import (
     worker_registered,
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.postgres,
-    pytest.mark.parametrize("database_url", ["postgres"], indirect=True),
-]
+pytestmark = pytest.mark.slow
+ON_POSTGRES = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 def _workers(app, tmp_path, count: int) -> list[Process]:
@@ -72,6 +71,7 @@ def _request(app, case_id: int, agent: str, count: int) -> list[str]:
         return [run.id for run in runs]
 
 
+@ON_POSTGRES
 def test_the_per_agent_limit_holds_across_worker_processes(app, tmp_path):
     log = tmp_path / "overlap.log"
     argv = [*write_agent(tmp_path, "recorder", RECORDER), str(log), "1.5"]
@@ -101,6 +101,7 @@ def test_the_per_agent_limit_holds_across_worker_processes(app, tmp_path):
     assert len(pids) == 6
 
 
+@ON_POSTGRES
 def test_a_worker_killed_mid_run_is_taken_over_and_its_agent_killed(app, tmp_path):
     counter, pid_file = tmp_path / "count", tmp_path / "grandchild.pid"
     argv = [*write_agent(tmp_path, "crashy", CRASHY), str(counter), str(pid_file)]
@@ -135,3 +136,26 @@ def test_a_worker_killed_mid_run_is_taken_over_and_its_agent_killed(app, tmp_pat
     assert state["attempts"] == 2 and "attempt 2" in state["stdout"]
     # The second attempt killed what the first left in its process group.
     assert not alive(grandchild)
+
+
+def test_the_readme_example_agent_reads_its_case_through_the_api(app, tmp_path):
+    """``examples/agents/summarise-case.sh`` against the Procfile's web process, with the
+    token scoped to its case."""
+    from tests.procfile import ROOT, procfile_web
+
+    script = str(ROOT / "examples" / "agents" / "summarise-case.sh")
+    case_id = _setup(app, name="summarise", argv=[script], timeout_seconds=30)
+    env = {"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "REDIS_URL": app.config["REDIS_URL"], "WEB_CONCURRENCY": "1"}  # fmt: skip
+    with procfile_web(env, tmp_path / "web.log") as base_url:
+        app.config["AGENT_API_URL"] = base_url
+        (run_id,) = _request(app, case_id, "summarise", 1)
+        with app.app_context():
+            from app.tasks import run_due
+
+            run_due()
+            state = run_state(run_id)
+    assert state["status"] == "succeeded", state
+    assert f"Summary of case #{case_id}" in state["stdout"]
+    assert "Title: Agents across workers" in state["stdout"]
+    assert "last: agent.run_requested" in state["stdout"]
