@@ -13,7 +13,7 @@ from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
 from app.tasks import run_due
-from app.tasks.models import Task
+from app.tasks.models import Task, TaskAttempt
 from tests.agents_support import (
     ECHO,
     FLAKY,
@@ -163,6 +163,11 @@ def test_cancel_from_the_api_kills_the_running_group(app, tmp_path, api_token):
     assert state["status"] == "cancelled"
     again = client.post(f"/api/agent-runs/{run_id}/cancel", headers=headers)
     assert again.status_code == 409
+    with app.app_context():
+        outcomes = db.session.scalars(
+            db.select(TaskAttempt.outcome).where(TaskAttempt.task_id == state["task_id"])
+        ).all()
+    assert outcomes == ["cancelled"]
 
 
 def test_a_failed_run_is_retried_then_succeeds(app, tmp_path):

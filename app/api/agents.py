@@ -138,6 +138,8 @@ def list_runs():
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
         abort(400, description=f"status must be one of {', '.join(STATUSES)}")
+    if case_id and as_id(case_id) is None:
+        abort(400, description="case_id must be a case id")
     runs = service.runs_of(as_id(case_id) if case_id else None, status)
     return jsonify({"agent_runs": [r.to_dict() for r in runs]})
 

@@ -111,6 +111,9 @@ def run_task(task_id: str) -> str:
         return _finish(task, spec, owner, FAILED, str(exc), started, final=True)
     except TaskCancelled:
         db.session.rollback()
+        _close_attempt(task.id, "cancelled", started)
+        if task.concurrency_key:
+            _wake_next(task.concurrency_key)  # its slot is free
         return "cancelled"
     except Exception as exc:
         db.session.rollback()
@@ -227,6 +230,20 @@ def _finish(
     if concurrency_key:
         _wake_next(concurrency_key)
     return verdict
+
+
+def _close_attempt(task_id: str, outcome: str, started: float) -> None:
+    """Record how the newest attempt ended when the task itself is already settled
+    (cancelled meanwhile), so the attempt does not stay ``running``."""
+    _attempts = TaskAttempt.__table__
+    newest = db.select(func.max(_attempts.c.number)).where(_attempts.c.task_id == task_id)
+    with db.engine.begin() as connection:
+        connection.execute(
+            _attempts.update()
+            .where(_attempts.c.task_id == task_id, _attempts.c.number == newest.scalar_subquery())
+            .values(outcome=outcome, finished_at=clock.now(),
+                    latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        )  # fmt: skip
 
 
 def _wake_next(concurrency_key: str) -> None:
