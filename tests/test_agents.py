@@ -6,6 +6,8 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
+
 from app import clock
 from app.agents import service
 from app.agents.models import AgentRun
@@ -231,3 +233,23 @@ def test_rejecting_a_run_that_awaits_approval_cancels_it(app, tmp_path, api_toke
     assert response.json["status"] == "cancelled" and response.json["approval"] == "rejected"
     with app.app_context():
         assert db.session.scalar(db.select(AgentRun.task_id).where(AgentRun.id == run_id)) is None
+
+
+def test_an_error_while_watching_still_kills_the_group(tmp_path):
+    """The worker's own job timeout, or the database going away mid-run, raises inside the
+    watch loop: the agent's group must not be left running unwatched."""
+    from app.agents.execute import _execute
+
+    pid_file = tmp_path / "grandchild.pid"
+    argv = [*write_agent(tmp_path, "spawner", SPAWNER), str(pid_file), "60"]
+
+    def probe() -> bool:
+        if pid_file.exists() and pid_file.read_text():
+            raise RuntimeError("the database went away")
+        return False
+
+    with pytest.raises(RuntimeError, match="went away"):
+        _execute(argv, b"", {"PATH": "/usr/bin:/bin"}, str(tmp_path), limit=100, timeout=60,
+                 grace=5, stream_every=1, on_start=lambda pgid: None,
+                 on_output=lambda out, err: None, is_cancelled=probe)  # fmt: skip
+    wait_until(lambda: not alive(int(pid_file.read_text())), 5, "the grandchild to be gone")

@@ -283,25 +283,31 @@ def _execute(
     except OSError as exc:
         raise TaskFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
     pgid = process.pid  # a new session: the group id is the leader's pid
-    on_start(pgid)
     out, err = _Capture(process.stdout, limit), _Capture(process.stderr, limit)
     out.start(), err.start()
     threading.Thread(target=_feed, args=(process.stdin, prompt), daemon=True).start()
     ended, last_stream, streamed = "exited", time.monotonic(), 0
-    while process.poll() is None:
-        now = time.monotonic()
-        if now - started >= timeout:
-            ended = "timed_out"
-        elif is_cancelled():
-            ended = "cancelled"
-        if ended != "exited":
-            kill_group(pgid, grace, process)
-            break
-        if now - last_stream >= stream_every and out.total + err.total != streamed:
-            streamed, last_stream = out.total + err.total, now
-            with contextlib.suppress(Exception):
-                on_output(out.text(), err.text())
-        time.sleep(0.05)
+    try:
+        on_start(pgid)
+        while process.poll() is None:
+            now = time.monotonic()
+            if now - started >= timeout:
+                ended = "timed_out"
+            elif is_cancelled():
+                ended = "cancelled"
+            if ended != "exited":
+                kill_group(pgid, grace, process)
+                break
+            if now - last_stream >= stream_every and out.total + err.total != streamed:
+                streamed, last_stream = out.total + err.total, now
+                with contextlib.suppress(Exception):
+                    on_output(out.text(), err.text())
+            time.sleep(0.05)
+    except BaseException:
+        # Anything that stops the watching (the database away, the worker's own job
+        # timeout, a shutdown) must not leave the agent running unwatched.
+        kill_group(pgid, 0, process)
+        raise
     if ended == "exited" and _group_alive(pgid):
         # The leader is done; what it left in its group (background children) goes too.
         kill_group(pgid, grace)
