@@ -23,7 +23,7 @@ from app.extensions import csrf, db, htmx, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Packages that add to the case page (see app/cases/panels.py).
-FEATURES = ("branches", "handoffs", "outputs", "replies")
+FEATURES = ("branches", "handoffs", "outputs", "replies", "agents")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -93,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_accounts_cli(app)
     import_module("app.tasks.cli").register_cli(app)  # flask tasks
     import_module("app.cases.cli").register_cli(app)  # flask cases, endpoints callback-token
+    import_module("app.agents.cli").register_cli(app)  # flask agents
 
     from app.templating import register_filters
 

@@ -81,6 +81,14 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         # A due task whose wake-up is older than this (seconds) is woken again.
         "TASK_WAKE_STALE_SECONDS": float(env.get("CASEHOOK_TASK_WAKE_STALE_SECONDS", 30)),
         "TASK_DEFAULT_TIMEOUT_SECONDS": 300,
+        # Agents (app/agents): seconds between SIGTERM and SIGKILL of a run's process group;
+        # how often a running agent's output is saved for the case page, and its task's
+        # status read for a cancel; the API base URL agents get (with a token scoped to the
+        # case) in CASEHOOK_API_URL, none when unset.
+        "AGENT_KILL_GRACE_SECONDS": float(env.get("CASEHOOK_AGENT_KILL_GRACE_SECONDS", 5)),
+        "AGENT_STREAM_SECONDS": float(env.get("CASEHOOK_AGENT_STREAM_SECONDS", 1)),
+        "AGENT_CANCEL_POLL_SECONDS": float(env.get("CASEHOOK_AGENT_CANCEL_POLL_SECONDS", 1)),
+        "AGENT_API_URL": env.get("CASEHOOK_AGENT_API_URL") or None,
         "CASES_PER_PAGE": 25,
         "POLL_SECONDS": int(env.get("CASEHOOK_POLL_SECONDS", 3)),
         # Session and "keep me signed in" cookies: no script access, not sent on cross-site

@@ -202,14 +202,18 @@ def load_user_from_bearer_token(req: Request) -> User | None:
     if scheme.lower() != "bearer" or not token.strip():
         g.auth_problem = "the Authorization header must be 'Bearer <token>'"
         return None
-    user = service.user_for_token(token.strip())
-    if user is None:
+    found = service.live_token(token.strip())
+    if found is None:
         g.auth_problem = (
-            "the bearer token is not valid: unknown, revoked, or its user is deactivated"
+            "the bearer token is not valid: unknown, revoked, expired, or its user is deactivated"
         )
         return None
+    scope = f"/api/cases/{found.case_id}"
+    if found.case_id is not None and not (req.path == scope or req.path.startswith(scope + "/")):
+        g.auth_problem = f"this token may only be used for case {found.case_id} ({scope}/...)"
+        return None
     g.authenticated_by = "token"
-    return user
+    return found.user
 
 
 @login_manager.unauthorized_handler

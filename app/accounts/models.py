@@ -96,6 +96,10 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    #: Set on the short-lived tokens agents get: usable only under /api/cases/<case_id>,
+    #: and not after ``expires_at``.
+    case_id: Mapped[int | None]
+    expires_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="tokens")
 

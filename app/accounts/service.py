@@ -202,8 +202,15 @@ def revoke_token(token: ApiToken) -> None:
 
 
 def user_for_token(clear: str) -> User | None:
-    """The active user a live token belongs to, else None. Notes the use on the token, at
-    most once per ``TOKEN_TOUCH_INTERVAL``, so reading the API does not write each time."""
+    """The active user a live token belongs to, else None (see ``live_token``)."""
+    token = live_token(clear)
+    return token.user if token is not None else None
+
+
+def live_token(clear: str) -> ApiToken | None:
+    """The token if it is known, not revoked, not expired and its user active, else None.
+    Notes the use on the token, at most once per ``TOKEN_TOUCH_INTERVAL``, so reading the
+    API does not write each time."""
     token = db.session.scalar(
         db.select(ApiToken).where(
             ApiToken.token_hash == hash_token(clear), ApiToken.revoked_at.is_(None)
@@ -212,7 +219,37 @@ def user_for_token(clear: str) -> User | None:
     if token is None or not token.user.active:
         return None
     now = clock.now()
+    if token.expires_at is not None and as_utc(token.expires_at) <= now:
+        return None
     if token.last_used_at is None or as_utc(token.last_used_at) < now - TOKEN_TOUCH_INTERVAL:
         token.last_used_at = now
         db.session.commit()
-    return token.user
+    return token
+
+
+#: The account that agents' case-scoped tokens act as (engineer: may read and note a case).
+AGENTS_ACCOUNT = "agents@casehook.invalid"
+
+
+def create_case_token(case_id: int, *, ttl_seconds: float, name: str) -> str:
+    """A token for agents, valid for ``ttl_seconds`` and only under ``/api/cases/<case_id>``;
+    returns it in clear. Added to the session (the caller commits), as the agents account
+    (created, deactivated from sign-in by a random password nobody knows, on first use)."""
+    user = find_user(AGENTS_ACCOUNT)
+    if user is None:
+        user = User(email=AGENTS_ACCOUNT, role="engineer",
+                    password_hash=generate_password_hash(secrets.token_urlsafe(32)))  # fmt: skip
+        db.session.add(user)
+    clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(
+        ApiToken(
+            user=user,
+            name=name[:100],
+            token_hash=hash_token(clear),
+            prefix=clear[: len(TOKEN_PREFIX) + 6],
+            case_id=case_id,
+            expires_at=clock.now() + timedelta(seconds=ttl_seconds),
+        )
+    )
+    db.session.flush()
+    return clear

@@ -7,6 +7,7 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 from app.api import (  # noqa: E402, F401
+    agents,
     branches,
     cases,
     deliveries,

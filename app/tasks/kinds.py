@@ -14,6 +14,7 @@ KIND_MODULES: tuple[str, ...] = (
     "app.branches.summaries",
     "app.handoffs.tasks",
     "app.replies.tasks",
+    "app.agents.execute",
 )
 
 
@@ -24,7 +25,8 @@ class TaskKind:
     ``retry``: seconds to wait before each retry after a failed attempt (so
     ``len(retry) + 1`` attempts in all), jittered by ±10%; ``timeout``: seconds an attempt
     may run before it is stopped and counted as ``timed_out``; ``concurrency``: how many of
-    its tasks (per concurrency key) may run at once across every worker, None for no limit.
+    its tasks (per concurrency key) may run at once across every worker, None for no limit
+    (a task created with its own ``concurrency_limit``, e.g. an agent run, uses that).
     """
 
     name: str

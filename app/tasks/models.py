@@ -56,6 +56,9 @@ class Task(db.Model):
     max_attempts: Mapped[int] = mapped_column(default=1)
     active_key: Mapped[str | None] = mapped_column(String(260), unique=True)
     concurrency_key: Mapped[str | None] = mapped_column(String(100))
+    #: This task's own limit for its ``concurrency_key`` (e.g. an agent's max concurrent
+    #: runs); None: the kind's ``concurrency``.
+    concurrency_limit: Mapped[int | None]
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]

@@ -91,6 +91,12 @@ def check_cancelled() -> None:
         raise TaskCancelled("the task was cancelled")
 
 
+def cancelled() -> bool:
+    """True when the running task lost its lease (cancelled, or taken over): for handlers
+    that poll rather than raise (a subprocess to stop first)."""
+    return _current is not None and _current.lost.is_set()
+
+
 def run_task(task_id: str) -> str:
     """Claim and run the task ``task_id`` now, if it is queued and due; returns what
     happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...).
@@ -121,6 +127,9 @@ def _run_task(task_id: str) -> str:
         return _finish(task, spec, owner, FAILED, str(exc), started, final=True)
     except TaskCancelled:
         db.session.rollback()
+        _close_attempt(task.id, "cancelled", started)
+        if task.concurrency_key:
+            _wake_next(task.concurrency_key)  # its slot is free
         return "cancelled"
     except RetryAfter as exc:
         db.session.rollback()
@@ -150,7 +159,8 @@ def _claim(task_id: str, owner: str) -> Task | None:
         spec = None
     lease = float(current_app.config["TASK_LEASE_SECONDS"])
     condition = [_tasks.c.id == task_id, _tasks.c.status == QUEUED, _tasks.c.run_after <= now]
-    if spec is not None and spec.concurrency and task.concurrency_key:
+    limit = task.concurrency_limit or (spec.concurrency if spec is not None else None)
+    if limit and task.concurrency_key:
         if db.engine.dialect.name == "postgresql":
             # Counting and claiming must not interleave with another worker's: one lock
             # per concurrency key for the length of this transaction.
@@ -164,7 +174,7 @@ def _claim(task_id: str, owner: str) -> Task | None:
             .where(_tasks.c.concurrency_key == task.concurrency_key, _tasks.c.status == RUNNING)
             .scalar_subquery()
         )
-        condition.append(running < spec.concurrency)
+        condition.append(running < limit)
     claimed = db.session.execute(
         _tasks.update()
         .where(*condition)
@@ -256,6 +266,20 @@ def _finish(
     if concurrency_key:
         _wake_next(concurrency_key)
     return verdict
+
+
+def _close_attempt(task_id: str, outcome: str, started: float) -> None:
+    """Record how the newest attempt ended when the task itself is already settled
+    (cancelled meanwhile), so the attempt does not stay ``running``."""
+    _attempts = TaskAttempt.__table__
+    newest = db.select(func.max(_attempts.c.number)).where(_attempts.c.task_id == task_id)
+    with db.engine.begin() as connection:
+        connection.execute(
+            _attempts.update()
+            .where(_attempts.c.task_id == task_id, _attempts.c.number == newest.scalar_subquery())
+            .values(outcome=outcome, finished_at=clock.now(),
+                    latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        )  # fmt: skip
 
 
 def _wake_next(concurrency_key: str) -> None:

@@ -24,6 +24,8 @@ def create_task(
     run_after: datetime | None = None,
     dedup: bool = True,
     concurrency_key: str | None = None,
+    concurrency_limit: int | None = None,
+    max_attempts: int | None = None,
 ) -> Task:
     """Add a task of ``kind`` about ``subject`` to the session, uncommitted.
 
@@ -31,7 +33,10 @@ def create_task(
     of the same kind and subject is unfinished, it is returned instead of a new one (the
     running task reads the latest facts). ``run_after`` delays it (the supervisor wakes it
     when it is due). ``concurrency_key`` groups tasks under the kind's concurrency limit
-    (default: the kind's name). ``UnknownTaskKind`` if no module registered ``kind``.
+    (default: the kind's name); ``concurrency_limit`` gives this task its own limit for that
+    key instead of the kind's (an agent's max concurrent runs). ``max_attempts`` overrides
+    the kind's (its retry delays still apply). ``UnknownTaskKind`` if no module registered
+    ``kind``.
     """
     spec = get_kind(kind)
     active_key = f"{kind}:{subject}"[:260] if dedup else None
@@ -47,9 +52,12 @@ def create_task(
         payload=payload or {},
         priority=priority,
         run_after=run_after or now,
-        max_attempts=spec.max_attempts,
+        max_attempts=max_attempts or spec.max_attempts,
         active_key=active_key,
-        concurrency_key=(concurrency_key or kind)[:100] if spec.concurrency else None,
+        concurrency_key=(concurrency_key or kind)[:100]
+        if spec.concurrency or concurrency_limit
+        else None,
+        concurrency_limit=concurrency_limit,
         woken_at=now if due else None,
         created_at=now,
     )

@@ -20,12 +20,12 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 #: Actions a command may take now. ``comment`` posts the rendered ``reply_template`` to the
-#: delivery's source (a ``replies.post`` task, app/replies).
-ACTIONS = ("open_case", "update_case", "close_case", "ignore", "comment")
+#: delivery's source (a ``replies.post`` task, app/replies); ``run_agent`` starts an agent run
+#: (app/agents).
+ACTIONS = ("open_case", "update_case", "close_case", "ignore", "comment", "run_agent")
 #: Actions the spec names that are not built yet, with what they wait for.
 LATER_ACTIONS = {
     "forward": "forwarding to a subscription comes with outbound webhooks",
-    "run_agent": "running an agent comes with agents and tasks",
 }
 OPS = ("eq", "ne", "in", "contains", "exists", "matches")
 _MISSING = object()
@@ -110,6 +110,13 @@ class Command:
     enabled: bool = True
     builtin: bool = True
     extra: dict = field(default_factory=dict)
+    #: ``run_agent`` only: the agent's name, the prompt (a template over the payload, sent
+    #: on the agent's stdin), whether its output is replied to the source, and whether a
+    #: person must approve each run first.
+    agent: str = ""
+    prompt_template: str = ""
+    reply: bool = False
+    requires_approval: bool = False
 
     def matches(self, event_type: str, payload: Any) -> bool:
         return self.explain(event_type, payload) is None
@@ -141,6 +148,16 @@ class Command:
             "stop_after_match": self.stop_after_match,
             "enabled": self.enabled,
             "builtin": self.builtin,
+            **(
+                {
+                    "agent": self.agent,
+                    "prompt_template": self.prompt_template,
+                    "reply": self.reply,
+                    "requires_approval": self.requires_approval,
+                }
+                if self.action == "run_agent"
+                else {}
+            ),
         }
 
 
@@ -243,6 +260,7 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
             "the comment action posts this template: write what to say, e.g. "
             "'Thanks, {{ sender.login }}: we are on it.'",
         )
+    agent_fields = _agent_fields(data) if action == "run_agent" else {}
     return Command(
         name=name,
         trigger=tuple(trigger),
@@ -257,7 +275,24 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
         stop_after_match=_bool(data.get("stop_after_match", True), "stop_after_match"),
         enabled=_bool(data.get("enabled", True), "enabled"),
         builtin=builtin,
+        **agent_fields,
     )
+
+
+def _agent_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``run_agent``'s fields, validated (whether the agent exists is checked when the
+    command runs: this module has no database)."""
+    agent = str(data.get("agent") or "").strip()
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", agent):
+        raise CommandError("agent", "name the agent to run, e.g. 'summarise'")
+    prompt_template = str(data.get("prompt_template") or "")
+    check_template(prompt_template, "prompt_template")
+    return {
+        "agent": agent,
+        "prompt_template": prompt_template,
+        "reply": _bool(data.get("reply", False), "reply"),
+        "requires_approval": _bool(data.get("requires_approval", False), "requires_approval"),
+    }
 
 
 def _string_list(value: Any, field_name: str) -> list[str]:

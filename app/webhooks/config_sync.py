@@ -1,4 +1,5 @@
-"""Config as code: endpoints and their commands declared in YAML files, synced into the DB.
+"""Config as code: endpoints and their commands (and agents: ``app/agents/config.py``)
+declared in YAML files, synced into the DB.
 
 Every ``*.yaml`` / ``*.yml`` file in ``CASEHOOK_CONFIG_DIR`` may declare::
 
@@ -189,9 +190,18 @@ def sync(config_dir: Path, *, dry_run: bool = False) -> list[str]:
     One transaction: committed unless ``dry_run`` (then rolled back). Raises ``ConfigError``
     (nothing changed) when the files are invalid or an id belongs to a console endpoint.
     """
+    from app.agents.config import load_agents, sync_agents
+
     declared = load_config(config_dir)
+    agents, problems = load_agents(config_dir)  # the `agents:` lists (app/agents/config.py)
+    if problems:
+        raise ConfigError(problems)
     changes: list[str] = []
     try:
+        agent_changes, problems = sync_agents(agents)
+        if problems:
+            raise ConfigError(problems)
+        changes += agent_changes
         for wanted in declared:
             changes += _sync_endpoint(wanted)
         declared_ids = {d.id for d in declared}

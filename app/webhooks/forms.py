@@ -80,6 +80,7 @@ def command_values(command: Command | None) -> dict:
             "reply_template": "",
             "stop_after_match": True,
             "enabled": True,
+            **AGENT_BLANK,
         }
     return {
         "name": command.name,
@@ -96,7 +97,15 @@ def command_values(command: Command | None) -> dict:
         "reply_template": command.reply_template,
         "stop_after_match": command.stop_after_match,
         "enabled": command.enabled,
+        "agent": command.agent,
+        "prompt_template": command.prompt_template,
+        "reply": command.reply,
+        "requires_approval": command.requires_approval,
     }
+
+
+#: The ``run_agent`` fields of a new command.
+AGENT_BLANK = {"agent": "", "prompt_template": "", "reply": False, "requires_approval": False}
 
 
 def condition_rows(values: Mapping[str, Any]) -> list[dict]:
@@ -139,6 +148,11 @@ def read_command_form(form: Mapping[str, Any]) -> tuple[dict, dict]:
         "reply_template": str(form.get("reply_template") or ""),
         "stop_after_match": _checked(form, "stop_after_match", True),
         "enabled": _checked(form, "enabled", True),
+        # run_agent only (ignored by the other actions).
+        "agent": _last(form, "agent"),
+        "prompt_template": str(form.get("prompt_template") or ""),
+        "reply": _checked(form, "reply", False),
+        "requires_approval": _checked(form, "requires_approval", False),
     }
     definition = {**values, "conditions": conditions}
     return definition, values

@@ -115,6 +115,12 @@ def _run_commands(
             title=render(command.title_template, subject, event_type) or facts.title,
             summary=render(command.timeline_template, subject, event_type) or facts.summary,
         )
+        if command.action == "run_agent":
+            from app.agents.actions import run_agent_action
+
+            outcome = run_agent_action(command, rendered, delivery, subject, event_type)
+            outcomes.append(f"{command.name}: {outcome}")
+            continue
         _case, outcome = ACTIONS[command.action](rendered, delivery)
         outcomes.append(f"{command.name}: {outcome}")
     return outcomes
