@@ -18,11 +18,11 @@ from tests.conftest import add_case
 from tests.faults_support import (
     VENV_BIN,
     Process,
-    procfile_commands,
     stop_all,
     wait_until,
     worker_registered,
 )
+from tests.procfile import procfile_command
 
 pytestmark = pytest.mark.slow
 ON_POSTGRES = pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def _workers(app, tmp_path, count: int) -> list[Process]:
         "CASEHOOK_SUPERVISOR_INTERVAL_SECONDS": "0.5",
         "CASEHOOK_AGENT_KILL_GRACE_SECONDS": "1",
     }
-    command = procfile_commands()["worker"]
+    command = procfile_command("worker")
     return [
         Process(f"worker{n}", command, env, tmp_path / f"worker{n}-{uuid.uuid4().hex[:6]}.log")
         for n in range(count)
