@@ -517,3 +517,31 @@ def test_a_config_file_gives_the_reply_settings_by_env_var(app, tmp_path, monkey
         reply = resolve(endpoint, get_provider("github"), {})
         assert (reply.api_url, reply.token, reply.options) == (
             api.url, "from-the-env", {"reaction": "rocket"})  # fmt: skip
+
+
+def test_an_agent_run_with_reply_posts_its_output_in_the_source_thread(
+    app, github, api, drain, tmp_path
+):
+    from app.agents import service as agents
+    from app.agents.models import AgentRun
+    from app.webhooks import command_store
+    from tests.agents_support import ECHO, write_agent
+
+    with app.app_context():
+        agents.create_agent({"name": "echo", "argv": write_agent(tmp_path, "echo", ECHO)})
+        command_store.save_command(
+            db.session.get(Endpoint, github.endpoint_id),
+            {"name": "analyze", "trigger": "issues.opened", "action": "run_agent",
+             "agent": "echo", "prompt_template": "Look at {{ issue.title }}", "reply": True,
+             "priority": 1},
+        )  # fmt: skip
+        db.session.commit()
+    case_id = _github_case(app, github, api, drain)
+    with app.app_context():
+        (run,) = db.session.scalars(db.select(AgentRun)).all()
+        assert run.status == "succeeded" and run.case_id == case_id
+    assert drain() == 0  # the reply task the run asked for
+    [comment] = [r for r in api.requests if r.path.endswith("/issues/1/comments")]
+    assert "Look at" in comment.body["body"]  # the echo agent's output
+    (event,) = _replied(app, case_id)
+    assert event["outcome"] == "posted"

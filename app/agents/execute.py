@@ -38,10 +38,8 @@ from app.extensions import db
 from app.logs import log
 from app.tasks import Task, TaskCancelled, TaskFailed, task_kind
 from app.tasks import runner as task_runner
-from app.tasks.kinds import UnknownTaskKind, get_kind
 from app.tasks.models import CANCELLED, RUNNING
 
-REPLY_KIND = "replies.post"
 _runs = AgentRun.__table__
 _tasks = Task.__table__
 
@@ -381,18 +379,19 @@ def _finished(run: AgentRun, status: str) -> None:
 
 
 def _reply(run: AgentRun) -> None:
-    """Hand the output to the replies feature when the run asks for it and it exists."""
-    if not run.reply:
+    """Post the output to the case's source when the run asks for it (app/replies); a case
+    that cannot be replied to (no source, no reply token) is logged, not an error."""
+    if not run.reply or not run.stdout.strip():
         return
-    try:
-        get_kind(REPLY_KIND)
-    except UnknownTaskKind:
-        log.info("agents.reply_skipped", run_id=run.id, reason=f"no task kind {REPLY_KIND}")
-        return
-    from app.tasks import create_task
+    from app.cases.models import Case
+    from app.replies.routes import ReplyRefused, check_reply
+    from app.replies.tasks import request_reply
 
-    create_task(
-        REPLY_KIND,
-        f"agent_run:{run.id}",
-        {"case_id": run.case_id, "text": run.stdout, "source": "agent_run", "run_id": run.id},
-    )
+    case = db.session.get(Case, run.case_id)
+    try:
+        endpoint, text = check_reply(case, run.stdout)
+    except ReplyRefused as exc:
+        log.info("agents.reply_skipped", run_id=run.id, reason=exc.detail)
+        return
+    request_reply(endpoint, case.source, text, case=case, actor=f"agent {run.agent_name}",
+                  origin="agent")  # fmt: skip
