@@ -27,6 +27,8 @@ class Case(db.Model):
         Index("ix_cases_updated_at", "updated_at"),
         Index("ix_cases_status", "status"),
         Index("ix_cases_severity", "severity"),
+        Index("ix_cases_provider", "provider"),
+        Index("ix_cases_status_created", "status", "created_at"),
         # Postgres also has ix_cases_title_trgm (migration 0014) when pg_trgm is available.
     )
 

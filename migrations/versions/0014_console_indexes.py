@@ -1,5 +1,5 @@
 """Indexes for the console at scale: deliveries by case and by endpoint log order, cases
-by severity; on Postgres a trigram index for the title search when pg_trgm is available.
+by severity, provider, and status with creation time; on Postgres a trigram index for the title search when pg_trgm is available.
 
 Revision ID: 0014
 Revises: 0011
@@ -22,7 +22,11 @@ def upgrade():
     op.create_index(
         "ix_deliveries_endpoint_received", "deliveries", ["endpoint_id", "received_at", "id"]
     )
+    # The summary's counts per severity and provider, the provider filter's choices, and the
+    # oldest live case (one look-up per live status).
     op.create_index("ix_cases_severity", "cases", ["severity"])
+    op.create_index("ix_cases_provider", "cases", ["provider"])
+    op.create_index("ix_cases_status_created", "cases", ["status", "created_at"])
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         # ``title ILIKE '%…%'`` can use a trigram index; the extension may not be installable
@@ -40,6 +44,8 @@ def upgrade():
 
 def downgrade():
     op.execute("DROP INDEX IF EXISTS ix_cases_title_trgm")
+    op.drop_index("ix_cases_status_created", table_name="cases")
+    op.drop_index("ix_cases_provider", table_name="cases")
     op.drop_index("ix_cases_severity", table_name="cases")
     op.drop_index("ix_deliveries_endpoint_received", table_name="deliveries")
     op.drop_index("ix_deliveries_case_received", table_name="deliveries")
