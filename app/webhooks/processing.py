@@ -109,15 +109,17 @@ def process_delivery(delivery_pk: str, attempts: int = 3) -> str:
 
 def _process_once(delivery_pk: str) -> str:
     started = time.perf_counter()
-    claimed = db.session.execute(
+    # Claim and read in one statement (UPDATE … RETURNING: Postgres, SQLite ≥ 3.35).
+    delivery = db.session.scalars(
         db.update(Delivery)
         .where(Delivery.id == delivery_pk, Delivery.status.in_(("received", "failed")))
         .values(status="processed", processed_at=clock.now())
-    )
-    if claimed.rowcount == 0:
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
+    if delivery is None:
         db.session.rollback()
         return "already processed" if db.session.get(Delivery, delivery_pk) else "no such delivery"
-    delivery = db.session.get(Delivery, delivery_pk)
     setup = endpoint_setup(delivery)
     provider = get_provider(setup.provider)
     outcomes = []
