@@ -132,9 +132,7 @@ def _process_once(delivery_pk: str) -> str:
         outcomes.append(f"no provider module for {setup.provider!r}")
     elif payload is not None:
         for event_type, subject in provider.split(delivery.event_type, payload, setup.settings):
-            outcomes.extend(
-                _run_commands(provider, delivery, event_type, subject, setup.commands)
-            )
+            outcomes.extend(_run_commands(provider, delivery, event_type, subject, setup.commands))
     delivery.outcome = "; ".join(outcomes) or "nothing to process: the delivery carries no items"
     delivery.processing_ms = round((time.perf_counter() - started) * 1000, 3)
     # Read before the commit expires the row: reading it after would load it again, body
