@@ -104,7 +104,8 @@ class _Waker:
             if self._pid != os.getpid():  # first use in this (forked) process
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, name="inbox-waker", daemon=True).start()
-        self._due.set()
+        if not self._due.is_set():  # else the thread is already on its way
+            self._due.set()
 
     def _run(self) -> None:
         while True:
