@@ -14,6 +14,8 @@ wakes the partition again. Nothing is lost; nothing runs twice.
 
 Wake-ups are coalesced: one flag per partition in Redis (``SET NX EX``) lets one
 ``process_inbox`` job through per partition until a worker takes the partition's lease.
+Ingest does not wait on Redis at all: it notes the partition (``wake_soon``) and a thread of
+the web process sends the noted wake-ups together every ``INBOX_WAKE_DELAY_MS``.
 """
 
 from __future__ import annotations

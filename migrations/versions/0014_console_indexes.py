@@ -1,5 +1,6 @@
-"""Indexes for the console at scale: deliveries by case and by endpoint log order, cases
-by severity, provider, and status with creation time; on Postgres a trigram index for the title search when pg_trgm is available.
+"""Indexes for the console at scale: deliveries by case and by endpoint log order; cases
+by severity, provider, and status with creation time; on Postgres a trigram index for the
+title search when pg_trgm is available.
 
 Revision ID: 0014
 Revises: 0011
