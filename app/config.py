@@ -74,6 +74,9 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "SWEEP_INTERVAL_SECONDS": float(env.get("CASEHOOK_SWEEP_INTERVAL_SECONDS", 60)),
         # Deliveries of one partition run in arrival order; partitions run in parallel.
         "INBOX_PARTITIONS": int(env.get("CASEHOOK_INBOX_PARTITIONS", 16)),
+        # Ingest hands its wake-ups to a thread that sends them to Redis together after this
+        # long (milliseconds), so no request waits on Redis; 0: each request wakes at once.
+        "INBOX_WAKE_DELAY_MS": float(env.get("CASEHOOK_INBOX_WAKE_DELAY_MS", 10)),
         # A worker draining a partition, or running a task, renews its lease this long
         # (seconds); a killed worker's work is taken over once it runs out.
         "INBOX_LEASE_SECONDS": float(env.get("CASEHOOK_INBOX_LEASE_SECONDS", 20)),

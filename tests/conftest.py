@@ -108,6 +108,9 @@ def app(database_url, redis_url):
             "PUBLIC_URL": "http://casehook.test",
             # Tests post forms without fetching a page first; csrf_app checks them.
             "WTF_CSRF_ENABLED": False,
+            # Wake at once, so that a test can drain right after posting (test_ingest_hot
+            # covers the coalesced wake-ups).
+            "INBOX_WAKE_DELAY_MS": 0,
         }
     )
     app.test_client_class = FlaskLoginClient  # app.test_client(user=...) signs in

@@ -26,6 +26,10 @@ class Case(db.Model):
         UniqueConstraint("endpoint_id", "dedup_key", name="uq_cases_endpoint_dedup_key"),
         Index("ix_cases_updated_at", "updated_at"),
         Index("ix_cases_status", "status"),
+        Index("ix_cases_severity", "severity"),
+        Index("ix_cases_provider", "provider"),
+        Index("ix_cases_status_created", "status", "created_at"),
+        # Postgres also has ix_cases_title_trgm (migration 0014) when pg_trgm is available.
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import defer, selectinload
 
 from app.accounts.auth import require_role
 from app.cases import bp, lifecycle, service
@@ -20,10 +21,10 @@ from app.cases.queries import (
     assignee_choices,
     endpoint_choices,
     providers_in_use,
-    search_cases,
-    status_counts,
+    table_page,
     table_version,
 )
+from app.events.models import CaseEvent
 from app.extensions import db
 from app.inputs import as_id
 from app.webhooks.models import Delivery
@@ -44,12 +45,12 @@ def _filters(args) -> CaseFilters:
 
 
 def _table_context(filters: CaseFilters, version: str | None = None) -> dict:
-    cases, total = search_cases(filters, current_app.config["CASES_PER_PAGE"])
+    cases, total, counts = table_page(filters, current_app.config["CASES_PER_PAGE"])
     return {
         "cases": cases,
         "total": total,
         "filters": filters,
-        "counts": status_counts(filters),
+        "counts": counts,
         "version": version or table_version(),
         "per_page": current_app.config["CASES_PER_PAGE"],
         "poll_seconds": current_app.config["POLL_SECONDS"],
@@ -98,9 +99,12 @@ def index():
 @require_role("viewer")
 def show(case_id: int):
     """The case page: header, actions, the timeline of case events, and the deliveries."""
-    case = db.get_or_404(Case, case_id, description=f"there is no case {case_id}")
+    case = _case_with_timeline(case_id)
     deliveries = db.session.scalars(
-        db.select(Delivery).where(Delivery.case_id == case.id).order_by(Delivery.received_at)
+        db.select(Delivery)
+        .where(Delivery.case_id == case.id)
+        .order_by(Delivery.received_at)
+        .options(defer(Delivery.body), defer(Delivery.headers))
     ).all()
     return render_template(
         "cases/show.html",
@@ -108,6 +112,23 @@ def show(case_id: int):
         **_actions_context(case),
         **panel_context(case),
     )
+
+
+def _case_with_timeline(case_id: int) -> Case:
+    """The case with its events and their deliveries loaded in two more queries (not one
+    per event), without the deliveries' bodies, which the timeline does not show; 404."""
+    case = db.session.get(
+        Case,
+        case_id,
+        options=[
+            selectinload(Case.events)
+            .selectinload(CaseEvent.delivery)
+            .options(defer(Delivery.body), defer(Delivery.headers))
+        ],
+    )
+    if case is None:
+        abort(404, description=f"there is no case {case_id}")
+    return case
 
 
 def _actions_context(case: Case, **extra: Any) -> dict:
@@ -127,7 +148,7 @@ def actions(case_id: int):
     """The ``_actions`` fragment with the header and the timeline out of band: what the
     actions panel reloads when another feature announces ``case-changed`` (a park, a
     resolve), so that the status, the allowed actions and the timeline stay true."""
-    case = db.get_or_404(Case, case_id, description=f"there is no case {case_id}")
+    case = _case_with_timeline(case_id)
     return render_template("cases/_case_update.html", **_actions_context(case))
 
 

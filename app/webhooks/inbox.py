@@ -14,16 +14,20 @@ wakes the partition again. Nothing is lost; nothing runs twice.
 
 Wake-ups are coalesced: one flag per partition in Redis (``SET NX EX``) lets one
 ``process_inbox`` job through per partition until a worker takes the partition's lease.
+Ingest does not wait on Redis at all: it notes the partition (``wake_soon``) and a thread of
+the web process sends the noted wake-ups together every ``INBOX_WAKE_DELAY_MS``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import time
 import zlib
 from datetime import UTC, timedelta
 
-from flask import current_app
+from flask import Flask, current_app
 from redis.exceptions import RedisError
 from sqlalchemy import or_
 
@@ -76,6 +80,76 @@ def wake(partition: int, force: bool = False) -> bool:
     except RedisError as exc:
         log.warning("inbox.wake_failed", partition=partition, error=str(exc))
         return False
+
+
+class _Waker:
+    """Ingest's wake-ups, sent to Redis by a thread of the web process, coalesced.
+
+    A request only notes its partition (``wake_soon``); the thread wakes once per
+    ``INBOX_WAKE_DELAY_MS`` every partition noted meanwhile, in one pipelined round trip
+    for the flags. The delivery is committed before it is noted, so a wake-up lost with the
+    process (or to a Redis outage) is a late delivery, not a lost one: the supervisor wakes
+    partitions whose deliveries wait longer than ``SWEEP_AFTER_SECONDS``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due = threading.Event()
+        self._pending: dict[tuple[Flask, str], set[int]] = {}
+        self._pid: int | None = None
+
+    def note(self, partition: int) -> None:
+        app = current_app._get_current_object()
+        key = (app, app.config["RQ_QUEUE"])
+        with self._lock:
+            self._pending.setdefault(key, set()).add(partition)
+            if self._pid != os.getpid():  # first use in this (forked) process
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="inbox-waker", daemon=True).start()
+        if not self._due.is_set():  # else the thread is already on its way
+            self._due.set()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            time.sleep(self._delay())
+            self._due.clear()
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            for (app, _queue), partitions in pending.items():
+                with app.app_context():
+                    _wake_many(sorted(partitions))
+
+    def _delay(self) -> float:
+        with self._lock:
+            apps = [app for app, _ in self._pending]
+        return max((app.config["INBOX_WAKE_DELAY_MS"] for app in apps), default=0) / 1000
+
+
+_waker = _Waker()
+
+
+def wake_soon(partition: int) -> None:
+    """Ingest's wake-up: noted now, sent to Redis by a thread within ``INBOX_WAKE_DELAY_MS``
+    together with the others noted meanwhile (at once, in this thread, when it is 0)."""
+    if current_app.config["INBOX_WAKE_DELAY_MS"] <= 0:
+        wake(partition)
+    else:
+        _waker.note(partition)
+
+
+def _wake_many(partitions: list[int]) -> None:
+    try:
+        connection = redis_connection()
+        with connection.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.set(_flag(partition), "1", nx=True, ex=WAKE_FLAG_TTL)
+            fresh = [p for p, was_set in zip(partitions, pipe.execute(), strict=True) if was_set]
+        queue = get_queue()
+        for partition in fresh:
+            queue.enqueue(PROCESS_INBOX, partition, result_ttl=0, failure_ttl=86400)
+    except RedisError as exc:
+        log.warning("inbox.wake_failed", partitions=partitions, error=str(exc))
 
 
 def _waiting(partition: int | None = None):

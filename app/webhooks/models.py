@@ -59,6 +59,8 @@ class Delivery(db.Model):
         UniqueConstraint("endpoint_id", "delivery_id", name="uq_deliveries_endpoint_delivery"),
         Index("ix_deliveries_status_received", "status", "received_at"),
         Index("ix_deliveries_inbox", "partition", "status", "received_at"),
+        Index("ix_deliveries_case_received", "case_id", "received_at"),
+        Index("ix_deliveries_endpoint_received", "endpoint_id", "received_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)

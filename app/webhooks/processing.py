@@ -8,18 +8,20 @@ so a second run, or a concurrent one, changes nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app import clock, metrics
 from app.cases import service
 from app.extensions import db
 from app.logs import log
 from app.webhooks.command_store import commands_for
-from app.webhooks.commands import matching, render
-from app.webhooks.models import Delivery
+from app.webhooks.commands import Command, matching, render
+from app.webhooks.models import CommandRecord, Delivery, Endpoint
 from app.webhooks.payloads import parse_payload
 from app.webhooks.providers import get_provider
 from app.webhooks.providers.base import PayloadError, Provider, case_source
@@ -29,6 +31,63 @@ ACTIONS = {
     "update_case": service.update_case,
     "close_case": service.close_case,
 }
+
+
+#: How long a worker trusts what it read about an endpoint and its commands (seconds), as
+#: ingest does (``ingest.ENDPOINT_CACHE_SECONDS``). Changes made in this process are seen at
+#: once; other processes' changes within this. Reading them again for every delivery was a
+#: third of the statements per delivery.
+ENDPOINT_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class EndpointSetup:
+    """What processing needs of an endpoint: its provider's name, settings and commands."""
+
+    provider: str
+    settings: dict
+    commands: list[Command]
+
+
+_setups: dict[tuple[str, str], tuple[float, EndpointSetup]] = {}
+
+
+def endpoint_setup(delivery: Delivery) -> EndpointSetup:
+    """The delivery's endpoint's provider, settings and commands in force, cached per process
+    for ``ENDPOINT_CACHE_SECONDS``."""
+    key = (db.engine.url.render_as_string(), delivery.endpoint_id)
+    now = time.monotonic()
+    cached = _setups.get(key)
+    if cached and now - cached[0] < ENDPOINT_CACHE_SECONDS:
+        return cached[1]
+    endpoint = delivery.endpoint
+    setup = EndpointSetup(endpoint.provider, dict(endpoint.settings or {}), commands_for(endpoint))
+    if len(_setups) > 1000:
+        _setups.clear()
+    _setups[key] = (now, setup)
+    return setup
+
+
+def forget_setups() -> None:
+    """Drop every cached endpoint setup in this process."""
+    _setups.clear()
+
+
+@event.listens_for(Endpoint, "after_update")
+@event.listens_for(Endpoint, "after_delete")
+@event.listens_for(CommandRecord, "after_insert")
+@event.listens_for(CommandRecord, "after_update")
+@event.listens_for(CommandRecord, "after_delete")
+def _forget(_mapper, _connection, _target) -> None:
+    forget_setups()
+
+
+@event.listens_for(Session, "after_bulk_update")
+@event.listens_for(Session, "after_bulk_delete")
+def _forget_bulk(context) -> None:
+    # ``db.delete(CommandRecord)...`` (config sync, endpoint removal) skips the mapper events.
+    if context.mapper is not None and context.mapper.class_ in (Endpoint, CommandRecord):
+        forget_setups()
 
 
 def process_delivery(delivery_pk: str, attempts: int = 3) -> str:
@@ -50,16 +109,19 @@ def process_delivery(delivery_pk: str, attempts: int = 3) -> str:
 
 def _process_once(delivery_pk: str) -> str:
     started = time.perf_counter()
-    claimed = db.session.execute(
+    # Claim and read in one statement (UPDATE … RETURNING: Postgres, SQLite ≥ 3.35).
+    delivery = db.session.scalars(
         db.update(Delivery)
         .where(Delivery.id == delivery_pk, Delivery.status.in_(("received", "failed")))
         .values(status="processed", processed_at=clock.now())
-    )
-    if claimed.rowcount == 0:
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
+    if delivery is None:
         db.session.rollback()
         return "already processed" if db.session.get(Delivery, delivery_pk) else "no such delivery"
-    delivery = db.session.get(Delivery, delivery_pk)
-    provider_name = delivery.endpoint.provider
+    setup = endpoint_setup(delivery)
+    provider_name = setup.provider
     provider = get_provider(provider_name)
     outcomes = []
     try:
@@ -68,28 +130,28 @@ def _process_once(delivery_pk: str) -> str:
         outcomes.append(f"not processed: {exc}")
         payload = None
     if provider is None:
-        outcomes.append(f"no provider module for {delivery.endpoint.provider!r}")
+        outcomes.append(f"no provider module for {provider_name!r}")
     elif payload is not None:
-        settings = delivery.endpoint.settings or {}
-        commands = commands_for(delivery.endpoint)
-        for event_type, subject in provider.split(delivery.event_type, payload, settings):
-            outcomes.extend(_run_commands(provider, delivery, event_type, subject, commands))
+        for event_type, subject in provider.split(delivery.event_type, payload, setup.settings):
+            outcomes.extend(_run_commands(provider, delivery, event_type, subject, setup.commands))
     delivery.outcome = "; ".join(outcomes) or "nothing to process: the delivery carries no items"
     seconds = time.perf_counter() - started
     delivery.processing_ms = round(seconds * 1000, 3)
+    # Read before the commit expires the row: reading it after would load it again, body
+    # and all, just to log it.
+    logged = {
+        "delivery_pk": delivery.id,
+        "delivery_id": delivery.delivery_id,
+        "event_type": delivery.event_type,
+        "case_id": delivery.case_id,
+        "outcome": delivery.outcome,
+        "processing_ms": delivery.processing_ms,
+    }
     db.session.commit()
     readable = payload is not None and provider is not None
     metrics.delivery_processed("processed" if readable else "unprocessable", seconds, provider_name)
-    log.info(
-        "delivery.processed",
-        delivery_pk=delivery.id,
-        delivery_id=delivery.delivery_id,
-        event_type=delivery.event_type,
-        case_id=delivery.case_id,
-        outcome=delivery.outcome,
-        processing_ms=delivery.processing_ms,
-    )
-    return delivery.outcome
+    log.info("delivery.processed", **logged)
+    return logged["outcome"]
 
 
 def _run_commands(

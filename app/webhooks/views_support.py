@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func
+from sqlalchemy.orm import defer
 
 from app.extensions import db
 from app.inputs import page_number
@@ -697,7 +698,9 @@ def search_deliveries(filters: DeliveryFilters, per_page: int = DELIVERIES_PER_P
         query = query.where(Delivery.status == filters.status)
     total = db.session.scalar(db.select(func.count()).select_from(query.subquery()))
     deliveries = db.session.scalars(
-        query.order_by(Delivery.received_at.desc(), Delivery.id.desc())
+        # The log shows no bodies: the raw view loads one when asked.
+        query.options(defer(Delivery.body))
+        .order_by(Delivery.received_at.desc(), Delivery.id.desc())
         .limit(per_page)
         .offset((filters.page - 1) * per_page)
     ).all()
