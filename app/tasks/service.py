@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
+from app.events.context import current_correlation
 from app.extensions import db
 from app.tasks.kinds import get_kind
 from app.tasks.models import CANCELLED, QUEUED, RUNNING, Task
@@ -31,8 +32,14 @@ def create_task(
     running task reads the latest facts). ``run_after`` delays it (the supervisor wakes it
     when it is due). ``concurrency_key`` groups tasks under the kind's concurrency limit
     (default: the kind's name). ``UnknownTaskKind`` if no module registered ``kind``.
+    The current correlation id (``app/events/context.py``) goes into the payload as
+    ``correlation_id``, so the events the task writes share it.
     """
     spec = get_kind(kind)
+    correlation = current_correlation()
+    if correlation and "correlation_id" not in (payload or {}):
+        # Events the task writes belong to the chain of work that asked for it.
+        payload = {**(payload or {}), "correlation_id": correlation}
     active_key = f"{kind}:{subject}"[:260] if dedup else None
     if active_key is not None:
         existing = db.session.scalar(db.select(Task).where(Task.active_key == active_key))

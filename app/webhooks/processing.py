@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.cases import service
+from app.events.context import caused_by
 from app.extensions import db
 from app.logs import log
 from app.webhooks.command_store import commands_for
@@ -40,7 +41,8 @@ def process_delivery(delivery_pk: str, attempts: int = 3) -> str:
     """
     for attempt in range(attempts):
         try:
-            return _process_once(delivery_pk)
+            with caused_by(delivery_pk):  # its events share the delivery as their correlation
+                return _process_once(delivery_pk)
         except IntegrityError:
             db.session.rollback()
             if attempt == attempts - 1:
