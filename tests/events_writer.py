@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
                 payload = {"tags": [tag], "added": [tag], "removed": []}
                 batch.append(record_event(case, "case.tagged", actor=name, payload=payload))
                 written += 1
-            db.session.flush()  # stamped: the clock row is held until the commit
+            db.session.flush()  # ids made, rows written; stamped at the commit
             if hold:
                 time.sleep(random.uniform(0, hold))
             db.session.commit()

@@ -125,7 +125,7 @@ def test_a_wrong_payload_raises_in_tests(app):
         case = db.session.get(Case, case_id)
         record_event(case, "case.severity_changed", payload={"from": "error", "to": "loud"})
         with pytest.raises(InvalidEvent, match="payload/to"):
-            db.session.flush()
+            db.session.commit()
         db.session.rollback()
         record_event(case, "case.no_such_type")
         with pytest.raises(InvalidEvent, match="no schema"):

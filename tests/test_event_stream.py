@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from app.cases.models import Case
 from app.events import clock as node_clock
 from app.events.models import CaseEvent, EventNode
@@ -206,3 +208,49 @@ def test_reading_events_while_a_writer_holds_its_transaction_waits_for_nothing(a
         thread.join(timeout=10)
         db.session.rollback()
     assert answers and answers[0].get_json()["events"] == []
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_writer_holding_the_case_row_and_another_writing_events_never_deadlock(app):
+    """The clock row is the last lock a writer takes: one transaction holding the case row
+    (``SELECT … FOR UPDATE``, as branches and handoffs do) and another changing that case
+    both finish."""
+    from app.events.record import record_event
+
+    case_id = make_case(app)
+    locked, errors = threading.Event(), []
+    payload = {"tags": [], "added": [], "removed": []}
+
+    def holder():
+        try:
+            with app.app_context():
+                db.session.execute(db.select(Case.id).where(Case.id == case_id).with_for_update())
+                locked.set()
+                time.sleep(0.5)  # the other writer is waiting on the case row meanwhile
+                record_event(db.session.get(Case, case_id), "case.tagged", payload=payload)
+                db.session.commit()
+        except Exception as exc:  # a deadlock lands here
+            errors.append(exc)
+            locked.set()
+
+    def changer():
+        try:
+            with app.app_context():
+                locked.wait(10)
+                case = db.session.get(Case, case_id)
+                case.title = "changed"
+                record_event(case, "case.tagged", payload=payload)
+                db.session.commit()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=holder), threading.Thread(target=changer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(CaseEvent)) == 2

@@ -5,16 +5,18 @@ clock = clock + 1 RETURNING …`` on the writer's own connection, inside its tra
 
 * two processes (web, workers) never get the same value: the row is updated atomically;
 * on Postgres the row stays locked until the writer commits or rolls back, so event writers
-  take turns from their first event to their commit and **seq order is commit order**.
+  take turns at their commit and **seq order is commit order**.
   A reader that pages by ``seq`` (``app/events/stream.py``) can therefore never miss an
   event committed later with a smaller seq, with no high-water mark or safety window.
-  The price is that transactions writing case events are serialised on Postgres from their
-  first event flush to their commit (short: processing one delivery or one action); SQLite
-  serialises every writer anyway. A Postgres sequence would avoid the wait but hands out
-  values out of commit order, which would then need xid/snapshot tracking in readers.
+  The price is that on Postgres the commits of transactions writing case events are
+  serialised (each holds the row from its stamp to its commit: one UPDATE and the commit
+  itself); SQLite serialises every writer anyway. A Postgres sequence would avoid even that
+  but hands out values out of commit order, which would then need xid/snapshot tracking
+  (``pg_snapshot_xmin``) in every reader.
 
-Writers must therefore stamp late (the ``before_flush`` hook in ``record.py`` does) and
-commit soon after.
+So writers stamp last, just before the commit (the ``before_commit`` hook in
+``record.py``): the clock row is the last lock they take, which keeps it from ever being
+part of a deadlock with row locks taken earlier in the transaction.
 """
 
 from __future__ import annotations

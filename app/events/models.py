@@ -16,8 +16,8 @@ class CaseEvent(db.Model):
     """One change to a case.
 
     ``id`` is a ULID (time-ordered, but *not* commit-ordered across processes).
-    ``seq`` is this database's position of the event: assigned at flush from the
-    ``event_node`` row, under that row's lock, so seq order is commit order (readers page
+    ``seq`` is this database's position of the event: assigned just before the commit from
+    the ``event_node`` row, under that row's lock, so seq order is commit order (readers page
     and sync by it; see ``app/events/clock.py``). ``lamport`` is the node's Lamport clock
     and ``node_id`` the installation that wrote it. ``causation_id`` is what caused it: the
     stored delivery's id (``Delivery.id``), the task's id, or the request's id for a person's

@@ -8,11 +8,14 @@ spirit of alerta's ``post_receive`` / ``status_change`` plugin hooks.
 Subscribers may only add rows: no commit, no network call, no sleeping. Slow or external
 work is a task (``app.tasks.create_task``) that runs after the commit.
 
-When the session flushes new events (``_before_flush``), each gets its ``seq``, Lamport
-clock and node id (``app/events/clock.py``) and is validated against its type's JSON Schema
-(``app/events/schemas/``). An invalid event is a bug: with ``TESTING`` it raises
-``InvalidEvent``; in production it is refused (not stored; the change itself still
-commits), logged as ``event.refused`` and counted (``event_node.refused``).
+Just before the transaction commits (``_before_commit``), the events it wrote get their
+``seq``, Lamport clock and node id (``app/events/clock.py``) in the order they were
+recorded, and are validated against their type's JSON Schema (``app/events/schemas/``).
+Stamping last means the clock row is the last lock a writer takes and is held only for
+the commit itself (no deadlock with row locks taken earlier, e.g. ``SELECT … FOR UPDATE``
+on the case). An invalid event is a bug: with ``TESTING`` it raises ``InvalidEvent``; in
+production it is refused (deleted before the commit; the change itself still commits),
+logged as ``event.refused`` and counted (``event_node.refused``).
 """
 
 from __future__ import annotations
@@ -104,23 +107,54 @@ def _strict() -> bool:
     return not has_app_context() or bool(current_app.config.get("TESTING"))
 
 
+_PENDING = "casehook_case_events"
+
+
 @sa_event.listens_for(Session, "before_flush")
 def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> None:
-    """Stamp and validate the case events about to be written (see the module docstring)."""
-    new = [obj for obj in session.new if isinstance(obj, CaseEvent)]
-    changed = [obj for obj in session.dirty if isinstance(obj, CaseEvent)]
-    if not new and not changed:
+    """Fill in what a new event needs to be inserted, and remember the events this
+    transaction wrote or changed (stamped and checked at commit)."""
+    pending = session.info.setdefault(_PENDING, {})
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, CaseEvent):
+            continue
+        if obj in session.new:
+            obj._inserted_here = True
+            obj.id = obj.id or new_id()
+            obj.created_at = obj.created_at or clock.now()
+            obj.correlation_id = obj.correlation_id or obj.causation_id or obj.id
+            if not hasattr(obj, "_order"):
+                obj._order = next(_order)
+        pending[obj.id] = obj
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    """Stamp the transaction's new events in recorded order, then validate them all.
+    Not for a savepoint's commit: stamping waits for the real one."""
+    if session.in_nested_transaction():
         return
-    connection = None
-    new.sort(key=lambda e: getattr(e, "_order", -1))
-    for event in new:
-        event.id = event.id or new_id()
-        event.created_at = event.created_at or clock.now()
-        event.correlation_id = event.correlation_id or event.causation_id or event.id
+    if not session.info.get(_PENDING) and not any(
+        isinstance(obj, CaseEvent) for obj in list(session.new) + list(session.dirty)
+    ):
+        return
+    session.flush()
+    events = sorted(session.info.pop(_PENDING, {}).values(),
+                    key=lambda e: getattr(e, "_order", -1))  # fmt: skip
+    events = [e for e in events if e in session and e not in session.deleted]
+    if not events:
+        return
+    connection = session.connection()
+    for event in events:
         if event.seq is None:
-            connection = connection or session.connection()
             event.seq, event.lamport, event.node_id = node_clock.stamp(connection)
-    for event in new + changed:
+    refused = []
+    for event in events:
         with session.no_autoflush:
             found = schemas.problems(event.to_dict())
         if not found:
@@ -130,8 +164,10 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> Non
             raise InvalidEvent(message)
         log.error("event.refused", event_id=event.id, type=event.type, case_id=event.case_id,
                   problems=found[:5])  # fmt: skip
-        node_clock.count_refused(connection or session.connection())
-        if event in session.new:
-            session.expunge(event)
-        else:
-            session.expire(event)  # keep the stored, valid version
+        node_clock.count_refused(connection)
+        if getattr(event, "_inserted_here", False):
+            refused.append(event)  # not stored; an older, valid version stays as it was
+    for event in refused:
+        session.delete(event)
+    session.flush()
+    session.info.pop(_PENDING, None)
