@@ -254,3 +254,23 @@ def test_a_writer_holding_the_case_row_and_another_writing_events_never_deadlock
     assert errors == []
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(CaseEvent)) == 2
+
+
+@BOTH_DATABASES
+def test_a_savepoint_rolled_back_keeps_the_events_written_before_it_stamped(app):
+    from app.events.record import record_event
+
+    case_id = make_case(app)
+    payload = {"tags": [], "added": [], "removed": []}
+    with app.app_context():
+        case = db.session.get(Case, case_id)
+        kept = record_event(case, "case.tagged", payload=payload)
+        db.session.flush()
+        savepoint = db.session.begin_nested()
+        gone = record_event(case, "case.tagged", payload=payload)
+        db.session.flush()
+        savepoint.rollback()
+        db.session.commit()
+        rows = db.session.execute(db.select(CaseEvent.id, CaseEvent.seq)).all()
+        assert [row.id for row in rows] == [kept.id] and rows[0].seq is not None
+        assert gone.id != kept.id

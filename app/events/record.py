@@ -128,9 +128,11 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> Non
         pending[obj.id] = obj
 
 
-@sa_event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@sa_event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    # Only the outermost transaction: a savepoint rolled back keeps the events before it.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -146,6 +148,13 @@ def _before_commit(session: Session) -> None:
     session.flush()
     events = sorted(session.info.pop(_PENDING, {}).values(),
                     key=lambda e: getattr(e, "_order", -1))  # fmt: skip
+    # Belt and braces: any event of this session still without a position.
+    known = {id(e) for e in events}
+    events += [
+        obj
+        for obj in list(session.identity_map.values())
+        if isinstance(obj, CaseEvent) and obj.seq is None and id(obj) not in known
+    ]
     events = [e for e in events if e in session and e not in session.deleted]
     if not events:
         return
