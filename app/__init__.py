@@ -92,6 +92,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_cli(app)
     register_accounts_cli(app)
     import_module("app.tasks.cli").register_cli(app)  # flask tasks
+    import_module("app.events.cli").register_cli(app)  # flask sync
     import_module("app.cases.cli").register_cli(app)  # flask cases, endpoints callback-token
     import_module("app.agents.cli").register_cli(app)  # flask agents
 

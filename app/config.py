@@ -111,6 +111,16 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         # per account before 429 (app/accounts/throttle.py); "N/second|minute|hour|day".
         "LOGIN_LIMIT_PER_IP": env.get("CASEHOOK_LOGIN_LIMIT_PER_IP", "10/minute"),
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("CASEHOOK_LOGIN_LIMIT_PER_ACCOUNT", "5/minute"),
+        # Sync (app/events/sync.py): events go to SYNC_URL in batches of at most
+        # SYNC_BATCH_SIZE, at most one batch per SYNC_INTERVAL_SECONDS; failures back off
+        # exponentially from SYNC_BACKOFF_START to SYNC_BACKOFF_MAX seconds (with jitter).
+        "SYNC_URL": env.get("CASEHOOK_SYNC_URL") or None,
+        "SYNC_TOKEN": env.get("CASEHOOK_SYNC_TOKEN") or None,
+        "SYNC_BATCH_SIZE": min(1000, int(env.get("CASEHOOK_SYNC_BATCH_SIZE", 1000))),
+        "SYNC_INTERVAL_SECONDS": float(env.get("CASEHOOK_SYNC_INTERVAL_SECONDS", 5)),
+        "SYNC_BACKOFF_START": float(env.get("CASEHOOK_SYNC_BACKOFF_START", 0.5)),
+        "SYNC_BACKOFF_MAX": float(env.get("CASEHOOK_SYNC_BACKOFF_MAX", 30)),
+        "SYNC_TIMEOUT_SECONDS": float(env.get("CASEHOOK_SYNC_TIMEOUT_SECONDS", 10)),
         # Reverse proxies in front that set X-Forwarded-For/-Proto (0: none, use the peer).
         "TRUSTED_PROXIES": int(env.get("CASEHOOK_TRUSTED_PROXIES", 0)),
         # GET /metrics wants "Authorization: Bearer <this>" when set; open when unset.

@@ -149,12 +149,15 @@ def _users(
     status: int = 200,
 ):
     users = db.session.scalars(db.select(User).order_by(User.created_at, User.id)).all()
+    from app.events.sync import status_line
+
     return page_or_fragment(
         "accounts/users.html",
         "accounts/_users.html",
         status,
         users=users,
         roles=ROLES,
+        sync_line=status_line(),
         form=form or UserForm(formdata=None),
         created=created,
         error=error,

@@ -15,6 +15,7 @@ KIND_MODULES: tuple[str, ...] = (
     "app.handoffs.tasks",
     "app.replies.tasks",
     "app.agents.execute",
+    "app.events.sync",
 )
 
 

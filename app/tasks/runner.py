@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import func, text
 
 from app import clock, logs, metrics
+from app.events.context import caused_by
 from app.extensions import db
 from app.logs import log
 from app.tasks.kinds import TaskKind, UnknownTaskKind, get_kind
@@ -121,7 +122,8 @@ def _run_task(task_id: str) -> str:
     _current = heartbeat
     started = time.perf_counter()
     try:
-        result = spec.handler(task)
+        with caused_by(task.id, (task.payload or {}).get("correlation_id") or task.id):
+            result = spec.handler(task)
     except TaskFailed as exc:
         db.session.rollback()
         return _finish(task, spec, owner, FAILED, str(exc), started, final=True)

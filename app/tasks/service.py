@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from app import clock, metrics
+from app.events.context import current_correlation
 from app.extensions import db
 from app.logs import log
 from app.tasks.kinds import get_kind
@@ -36,9 +37,14 @@ def create_task(
     (default: the kind's name); ``concurrency_limit`` gives this task its own limit for that
     key instead of the kind's (an agent's max concurrent runs). ``max_attempts`` overrides
     the kind's (its retry delays still apply). ``UnknownTaskKind`` if no module registered
-    ``kind``.
+    ``kind``. The current correlation id (``app/events/context.py``) goes into the payload
+    as ``correlation_id``, so the events the task writes share it.
     """
     spec = get_kind(kind)
+    correlation = current_correlation()
+    if correlation and "correlation_id" not in (payload or {}):
+        # Events the task writes belong to the chain of work that asked for it.
+        payload = {**(payload or {}), "correlation_id": correlation}
     active_key = f"{kind}:{subject}"[:260] if dedup else None
     if active_key is not None:
         existing = db.session.scalar(db.select(Task).where(Task.active_key == active_key))

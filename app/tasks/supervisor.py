@@ -9,7 +9,8 @@ one tick:
 2. due tasks whose wake-up is missing or stale (Redis lost it) are woken again;
 3. deliveries acknowledged but not processed (the inbox's wake-up was lost, its worker
    died, or a failed delivery's retry is due) are woken (``app/webhooks/inbox.py``);
-4. every ``SWEEP_INTERVAL_SECONDS``, the endpoints' inactivity rules.
+4. a ``sync.batch`` task when events wait for ``CASEHOOK_SYNC_URL`` (``app/events/sync.py``);
+5. every ``SWEEP_INTERVAL_SECONDS``, the endpoints' inactivity rules.
 
 Nothing here needs Redis to have kept anything: the database says what is due, and a Redis
 restart (noticed by its ``run_id``) makes every pending wake-up count as lost at once.
@@ -70,6 +71,9 @@ class Supervisor:
                 force=restarted,
             ),
         }
+        from app.events import sync
+
+        done["sync"] = _safely(sync.schedule)
         interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
         if time.monotonic() - self.last_sweep >= interval:
             from app.cases.inactivity import sweep_inactivity

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app import clock, metrics
 from app.cases import service
+from app.events.context import caused_by
 from app.extensions import db
 from app.logs import log
 from app.webhooks.command_store import commands_for
@@ -99,7 +100,8 @@ def process_delivery(delivery_pk: str, attempts: int = 3) -> str:
     """
     for attempt in range(attempts):
         try:
-            return _process_once(delivery_pk)
+            with caused_by(delivery_pk):  # its events share the delivery as their correlation
+                return _process_once(delivery_pk)
         except IntegrityError:
             db.session.rollback()
             if attempt == attempts - 1:
