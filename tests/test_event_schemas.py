@@ -30,7 +30,11 @@ def types_in_source() -> set[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-                args = {"record_event": node.args[1:2], "_record": node.args[2:3]}.get(name, [])
+                args = {
+                    "record_event": node.args[1:2],
+                    "_record": node.args[2:3],
+                    "_event": node.args[1:2],  # app/agents/service.py
+                }.get(name, [])
                 args += [k.value for k in node.keywords if k.arg == "event_type"]
                 found |= {a.value for a in args if isinstance(a, ast.Constant)}
             if isinstance(node, ast.Constant) and node.value in ("case.reopened",
@@ -58,7 +62,9 @@ def test_the_schemas_are_served_as_published(client):
 
 
 @BOTH_DATABASES
-def test_a_case_walked_through_everything_emits_every_type_valid(app, client, github, drain):
+def test_a_case_walked_through_everything_emits_every_type_valid(
+    app, client, github, drain, tmp_path
+):
     """Drive the real code down every path that writes an event; each stored event must
     match its schema, and together they cover every type."""
     from app.branches import service as branches
@@ -107,6 +113,29 @@ def test_a_case_walked_through_everything_emits_every_type_valid(app, client, gi
         outputs.set_status(written[0], "approved", actor=admin)
         outputs.set_status(written[1], "rejected", actor=admin)
         db.session.commit()
+        # Agent runs: approved and run to the end, rejected, cancelled.
+        from app.agents import service as agents
+        from app.replies.tasks import request_reply
+        from app.tasks import run_due
+        from tests.agents_support import ECHO, write_agent
+
+        agent = agents.create_agent({"name": "echo", "argv": write_agent(tmp_path, "echo", ECHO)})
+        waiting = agents.request_run(case, agent, "hi", actor=admin.email, requires_approval=True)
+        rejected = agents.request_run(case, agent, "no", actor=admin.email, requires_approval=True)
+        db.session.commit()
+        agents.approve_run(waiting, admin.email)
+        agents.cancel_run(rejected, admin.email)
+        db.session.commit()
+        run_due()
+        cancelled = agents.request_run(case, agent, "stop", actor=admin.email)
+        db.session.commit()
+        agents.cancel_run(cancelled, admin.email)
+        db.session.commit()
+        # A reply to the source; the endpoint has no reply token, so it settles as failed.
+        request_reply(db.session.get(Endpoint, case.endpoint_id), case.source, "on it",
+                      case=case, actor=admin.email)  # fmt: skip
+        db.session.commit()
+        run_due()
 
         events = db.session.scalars(db.select(CaseEvent).order_by(CaseEvent.seq)).all()
         for event in events:
