@@ -10,6 +10,7 @@ import html as html_lib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import create_engine, text
 from app.extensions import db
 from app.webhooks.models import CommandRecord
 from tests.conftest import fixture_payload
+from tests.test_browser import _sign_in, browser_page, live_server  # noqa: F401  (fixtures)
 
 HX = {"HX-Request": "true"}
 
@@ -41,6 +43,7 @@ class ChatServer:
         self.answer = "```json\n" + json.dumps(P1_COMMAND) + "\n```"
         self.status = 200
         self.refuse_response_format = False
+        self.delay = 0.0
         self.requests: list[dict] = []
         self.probe = None
         self.probed: list = []
@@ -55,6 +58,7 @@ class ChatServer:
                 server.requests.append(
                     {"path": self.path, "headers": dict(self.headers), "body": body}
                 )
+                time.sleep(server.delay)
                 if server.probe:
                     server.probed.append(server.probe())
                 if server.refuse_response_format and "response_format" in body:
@@ -354,3 +358,34 @@ def test_no_transaction_is_open_while_the_llm_thinks(
         watcher.dispose()
     assert response.status_code == 200, page(response)
     assert chat.probed == [0]
+
+
+@pytest.mark.browser
+def test_drafting_in_the_browser_shows_progress_then_the_form(
+    app,
+    live_server,  # noqa: F811
+    browser_page,  # noqa: F811
+    make_user,
+    chat,
+    deliveries,
+):
+    page = browser_page
+    chat.delay = 1.5
+    make_user("admin", "browser-admin@example.com")
+    base = f"/endpoints/{deliveries.endpoint_id}"
+    _sign_in(page, live_server, "browser-admin@example.com", base)
+    page.get_by_text("Describe a command…").click()
+    page.get_by_label("What should the command do?").fill("a critical case for p1 issues")
+    page.get_by_role("button", name="Draft the command").click()
+    progress = page.locator("#command-draft-progress")
+    progress.wait_for(state="visible")
+    assert page.get_by_role("button", name="Draft the command").is_disabled()
+    form = page.locator("#command-editor #command-form")
+    form.wait_for()
+    assert progress.is_hidden()
+    assert form.get_by_label("Name").input_value() == "p1-issues"
+    assert page.locator(".draft-dry-run tr.runs").count() == 1
+    assert stored(app) == 0
+    form.get_by_role("button", name="Save command").click()
+    page.locator('#commands tr[data-command="p1-issues"]').wait_for()
+    assert stored(app) == 1
