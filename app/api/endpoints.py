@@ -15,6 +15,7 @@ from flask import jsonify, request
 from app.accounts.auth import require_role
 from app.api import bp
 from app.extensions import db
+from app.webhooks import drafting
 from app.webhooks.models import Endpoint
 from app.webhooks.views_support import (
     ManageError,
@@ -246,3 +247,23 @@ def dry_run_api(endpoint_id: str):
     except ManageError as exc:
         return _error(exc)
     return jsonify(dry_run_dict(result))
+
+
+@bp.post("/endpoints/<endpoint_id>/commands/draft")
+@require_role("admin")
+def draft_command_api(endpoint_id: str):
+    """Draft a command from ``{"description"}`` with the configured LLM, stored nowhere:
+    ``{"command": definition, "model", "dry_run": {"checked", "matched", "runs", "results"}}``
+    (app/webhooks/drafting.py). Save it with ``POST .../commands``. 422 ``invalid_draft`` with
+    the validation message; 503 ``llm_not_configured`` naming the settings; 502
+    ``llm_failed``."""
+    endpoint = _endpoint(endpoint_id)
+    try:
+        body = _body()
+        _only(body, {"description"})
+        draft = drafting.draft_command(endpoint, body.get("description"))
+    except ManageError as exc:
+        return _error(exc)
+    return jsonify(
+        command=draft.definition, model=draft.model, dry_run=drafting.draft_dry_run_dict(draft)
+    )

@@ -123,16 +123,21 @@ class DryRunRow:
     timeline: str
 
 
-def dry_run(endpoint: Endpoint, event_type: str, payload: dict) -> list[list[DryRunRow]]:
+def dry_run(
+    endpoint: Endpoint, event_type: str, payload: dict, draft: Command | None = None
+) -> list[list[DryRunRow]]:
     """What each command would do with a delivery, changing nothing.
 
     Returns one list of rows per subject the provider splits the delivery into (one per
-    alert for Alertmanager), each row a command in priority order.
+    alert for Alertmanager), each row a command in priority order. ``draft``: an unsaved
+    command laid over the stored ones (by name), as if it were saved.
     """
     provider = get_provider(endpoint.provider)
     if provider is None:
         return []
     commands = commands_for(endpoint)
+    if draft is not None:
+        commands = merge(commands, [draft])
     results = []
     for subject_type, subject in provider.split(event_type, payload, endpoint.settings or {}):
         facts = provider.case_facts(subject_type, subject)

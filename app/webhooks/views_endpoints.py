@@ -16,7 +16,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from app.accounts.auth import require_role
 from app.extensions import db
 from app.templating import htmx_response, page_or_fragment
-from app.webhooks import bp, forms, reply_settings
+from app.webhooks import bp, drafting, forms, reply_settings
 from app.webhooks.cli import endpoint_url
 from app.webhooks.commands import ACTIONS, OPS
 from app.webhooks.models import Endpoint
@@ -133,7 +133,12 @@ def _settings_context(endpoint: Endpoint, **context: Any) -> dict:
 
 
 def _commands_context(endpoint: Endpoint, **context: Any) -> dict:
-    return {"endpoint": endpoint, "commands": command_views(endpoint), **context}
+    return {
+        "endpoint": endpoint,
+        "commands": command_views(endpoint),
+        "llm_ready": drafting.llm_configured(),
+        **context,
+    }
 
 
 def _endpoint_page(endpoint: Endpoint, status: int = 200, **context: Any):
@@ -148,6 +153,7 @@ def _endpoint_page(endpoint: Endpoint, status: int = 200, **context: Any):
         commands=command_views(endpoint),
         choices=dry_run_choices(endpoint),
         fixtures=sample_names(endpoint.provider),
+        llm_ready=drafting.llm_configured(),
         **context,
     )
 
@@ -272,7 +278,14 @@ def _command_form(
     errors: dict | None = None,
     status: int = 200,
 ):
-    command_form = {
+    command_form = _command_form_context(values, replacing, kind, errors)
+    return _part(endpoint, "webhooks/_command_form.html", status, command_form=command_form)
+
+
+def _command_form_context(
+    values: dict, replacing: str | None, kind: str, errors: dict | None = None
+) -> dict:
+    return {
         "values": values,
         "rows": forms.condition_rows(values),
         "replacing": replacing,
@@ -281,7 +294,25 @@ def _command_form(
         "actions": ACTIONS,
         "ops": OPS,
     }
-    return _part(endpoint, "webhooks/_command_form.html", status, command_form=command_form)
+
+
+@bp.post("/endpoints/<endpoint_id>/commands/draft")
+@require_role("admin")
+def draft_command_view(endpoint_id: str):
+    """Draft a command from ``description`` with the LLM (app/webhooks/drafting.py): the
+    command form pre-filled and the draft's dry run, nothing saved. Refused (no LLM, the LLM
+    failed, its answer invalid): 422 with the reason, so htmx shows it in place."""
+    endpoint = _endpoint(endpoint_id)
+    fragment = "webhooks/_command_draft_result.html"
+    try:
+        draft = drafting.draft_command(endpoint, request.form.get("description", ""))
+    except ManageError as exc:
+        if exc.status == 409:
+            _refuse(exc)
+        return _part(endpoint, fragment, 422, draft_error=exc.detail)
+    command_form = _command_form_context(forms.command_values(draft.command), None, "dynamic")
+    dry = drafting.draft_dry_run_dict(draft)
+    return _part(endpoint, fragment, command_form=command_form, draft=draft, draft_dry=dry)
 
 
 @bp.get("/endpoints/<endpoint_id>/commands/new")

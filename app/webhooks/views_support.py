@@ -546,10 +546,12 @@ def dry_run(
     fixture: Any = None,
     event_type: Any = None,
     payload: Any = None,
+    draft: Command | None = None,
 ) -> DryRun:
     """Dry-run ``endpoint``'s commands on a stored delivery (its ``Delivery.id`` or provider
     delivery id), a fixture, or an ``event_type`` + ``payload``; changes nothing.
-    ``ManageError`` saying which input is wrong."""
+    ``draft``: an unsaved command run as if saved. ``ManageError`` saying which input is
+    wrong."""
     if delivery_pk:
         delivery = find_delivery(endpoint, str(delivery_pk))
         if delivery.verdict != "accepted":
@@ -591,7 +593,7 @@ def dry_run(
         if provider
         else []
     )
-    results = command_store.dry_run(endpoint, event_type, payload)
+    results = command_store.dry_run(endpoint, event_type, payload, draft)
     # Nothing may stick: dry_run only reads, and this makes sure of it.
     db.session.rollback()
     return DryRun(source, event_type, list(zip(subjects, results, strict=False)))

@@ -149,7 +149,7 @@ class LlmWriter:
     def assessment(self, context: dict) -> Written:
         try:
             answer, model = self._ask("assessment", facts(context))
-            return Written(data=_assessment(_json_object(answer)), writer="llm", model=model)
+            return Written(data=_assessment(json_object(answer)), writer="llm", model=model)
         except LlmError as exc:
             return self.fallback.assessment(context).fell_back(self._fell_back("assessment", exc))
 
@@ -168,7 +168,7 @@ class LlmWriter:
         try:
             answer, model = self._ask(kind, payload)
             if kind == "kb_article":
-                data = _kb_data(_json_object(answer))
+                data = _kb_data(json_object(answer))
                 return Written(render_kb_article(data), data, "llm", model)
             text = _markdown(answer)
             if kind == "client_summary" and plain_words(text):
@@ -183,46 +183,17 @@ class LlmWriter:
     # The call ---------------------------------------------------------------------------------
     def _ask(self, task: str, payload: dict) -> tuple[str, str]:
         """``(answer text, model)`` for ``task``; raises ``LlmError`` saying what went wrong."""
-        body = {
-            "model": self.model,
-            "messages": [
-                {"role": "system", "content": SYSTEM},
-                {
-                    "role": "user",
-                    "content": (
-                        f"Task ({task}): {PROMPTS[task]}\n\nThe facts, as JSON:\n"
-                        + json.dumps(payload, ensure_ascii=False, default=str)
-                    ),
-                },
-            ],
-            "temperature": 0.2,
-        }
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        started, status = time.perf_counter(), None
-        try:
-            response = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout)
-            status = response.status_code
-        except httpx.TimeoutException as exc:
-            raise LlmError(f"no answer within {self.timeout:g} s ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise LlmError(f"could not reach {self.url}: {exc}") from exc
-        finally:  # one line per outbound request (the key never: it is in a header)
-            ms = round((time.perf_counter() - started) * 1000, 3)
-            log.info("outbound.request", target="llm", url=self.url, task=task,
-                     status_code=status, ms=ms)  # fmt: skip
-        if not response.is_success:
-            raise LlmError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
-        try:
-            answer = response.json()
-            content = answer["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise LlmError(f"the answer is not a chat completion: {response.text[:200]}") from exc
-        if not isinstance(content, str) or not content.strip():
-            raise LlmError("the answer is empty")
-        model = answer.get("model") if isinstance(answer.get("model"), str) else None
-        return content, (model or self.model)
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": (
+                    f"Task ({task}): {PROMPTS[task]}\n\nThe facts, as JSON:\n"
+                    + json.dumps(payload, ensure_ascii=False, default=str)
+                ),
+            },
+        ]
+        return chat(self.url, self.model, self.api_key, self.timeout, messages, task=task)
 
     def _text_or_fallback(self, task: str, payload: dict, fallback) -> Written:
         try:
@@ -235,6 +206,61 @@ class LlmWriter:
         reason = str(exc)
         log.warning("writer.llm_fallback", task=task, model=self.model, reason=reason)
         return reason
+
+
+def chat(
+    url: str,
+    model: str,
+    api_key: str | None,
+    timeout: float,
+    messages: list[dict],
+    *,
+    task: str,
+    response_format: dict | None = None,
+) -> tuple[str, str]:
+    """One chat completion: ``(answer text, model)``; ``LlmError`` saying what went wrong.
+
+    ``url`` is the full ``…/v1/chat/completions`` (``completions_url``); ``timeout`` in
+    seconds. ``response_format`` (e.g. ``{"type": "json_object"}``) is sent when given; a
+    server that refuses it (4xx naming ``response_format``) is asked once more without it.
+    """
+    body: dict[str, Any] = {"model": model, "messages": messages, "temperature": 0.2}
+    if response_format:
+        body["response_format"] = response_format
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    started, status = time.perf_counter(), None
+    try:
+        response = httpx.post(url, json=body, headers=headers, timeout=timeout)
+        status = response.status_code
+        if (
+            response_format
+            and response.status_code in (400, 422)
+            and ("response_format" in response.text)
+        ):
+            del body["response_format"]
+            response = httpx.post(url, json=body, headers=headers, timeout=timeout)
+            status = response.status_code
+    except httpx.TimeoutException as exc:
+        raise LlmError(f"no answer within {timeout:g} s ({type(exc).__name__})") from exc
+    except httpx.HTTPError as exc:
+        raise LlmError(f"could not reach {url}: {exc}") from exc
+    finally:  # one line per outbound request (the key never: it is in a header)
+        ms = round((time.perf_counter() - started) * 1000, 3)
+        log.info("outbound.request", target="llm", url=url, task=task,
+                 status_code=status, ms=ms)  # fmt: skip
+    if not response.is_success:
+        raise LlmError(f"{url} answered {response.status_code}: {response.text[:200]}")
+    try:
+        answer = response.json()
+        content = answer["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise LlmError(f"the answer is not a chat completion: {response.text[:200]}") from exc
+    if not isinstance(content, str) or not content.strip():
+        raise LlmError("the answer is empty")
+    answered_model = answer.get("model") if isinstance(answer.get("model"), str) else None
+    return content, (answered_model or model)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +329,8 @@ def _markdown(answer: str) -> str:
     return text + "\n"
 
 
-def _json_object(answer: str) -> dict:
+def json_object(answer: str) -> dict:
+    """The answer as a JSON object (a wrapping code fence removed); ``LlmError`` otherwise."""
     text = answer.strip()
     fenced = FENCE.match(text)
     if fenced:
