@@ -77,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(writing_bp)
+    app.register_blueprint(import_module("app.outbound").bp)  # subscriptions (outbound webhooks)
     # Features that work a case: each package brings its blueprint, models and case panel.
     for feature in FEATURES:
         app.register_blueprint(import_module(f"app.{feature}").bp)
@@ -90,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_accounts_cli(app)
     import_module("app.tasks.cli").register_cli(app)  # flask tasks
     import_module("app.cases.cli").register_cli(app)  # flask cases, endpoints callback-token
+    import_module("app.outbound.cli").register_cli(app)  # flask subscriptions
 
     from app.templating import register_filters
 

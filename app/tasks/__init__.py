@@ -9,7 +9,15 @@ the supervisor (``app/tasks/supervisor.py``) finds what a crash or a Redis resta
 
 from app.tasks.kinds import TaskKind, UnknownTaskKind, get_kind, task_kind
 from app.tasks.models import Task, TaskAttempt
-from app.tasks.runner import TaskCancelled, TaskFailed, check_cancelled, run_due, run_task
+from app.tasks.runner import (
+    AttemptFailed,
+    Recorded,
+    TaskCancelled,
+    TaskFailed,
+    check_cancelled,
+    run_due,
+    run_task,
+)
 from app.tasks.service import (
     NotCancellable,
     cancel_task,
@@ -20,7 +28,9 @@ from app.tasks.service import (
 )
 
 __all__ = [
+    "AttemptFailed",
     "NotCancellable",
+    "Recorded",
     "Task",
     "TaskAttempt",
     "TaskCancelled",

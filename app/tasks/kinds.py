@@ -13,6 +13,7 @@ KIND_MODULES: tuple[str, ...] = (
     "app.outputs.jobs",
     "app.branches.summaries",
     "app.handoffs.tasks",
+    "app.outbound.sender",
 )
 
 

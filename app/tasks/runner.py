@@ -12,6 +12,7 @@ import random
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +36,36 @@ class TaskFailed(Exception):
 
 class TaskCancelled(Exception):
     """Raised inside a handler (by ``check_cancelled``) when its task lost its lease."""
+
+
+class AttemptFailed(Exception):
+    """Raised by a handler that knows more about its failure than an exception says.
+
+    ``retry_after``: seconds until the next attempt, instead of the kind's schedule (a
+    receiver's ``Retry-After``, or a schedule read from settings at run time); ``final``:
+    do not retry; ``status_code``: the HTTP status the attempt got, for the attempt log.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+        final: bool = False,
+    ) -> None:
+        super().__init__(detail)
+        self.retry_after, self.status_code, self.final = retry_after, status_code, final
+
+
+@dataclass
+class Recorded:
+    """What a handler that made a request returns: its ``result`` (stored on the task) and
+    what the attempt log shows (``status_code``, ``detail`` such as a response excerpt)."""
+
+    result: Any = None
+    status_code: int | None = None
+    detail: str | None = None
 
 
 class _Heartbeat(threading.Thread):
@@ -106,6 +137,10 @@ def run_task(task_id: str) -> str:
     except TaskCancelled:
         db.session.rollback()
         return "cancelled"
+    except AttemptFailed as exc:
+        db.session.rollback()
+        return _finish(task, spec, owner, FAILED, str(exc), started, final=exc.final,
+                       status_code=exc.status_code, retry_after=exc.retry_after)  # fmt: skip
     except Exception as exc:
         db.session.rollback()
         outcome = "timed_out" if exc.__class__.__name__ == "JobTimeoutException" else "failed"
@@ -116,6 +151,9 @@ def run_task(task_id: str) -> str:
     finally:
         heartbeat.stopped.set()
         _current = None
+    if isinstance(result, Recorded):
+        return _finish(task, spec, owner, SUCCEEDED, result.detail, started,
+                       result=result.result, status_code=result.status_code)  # fmt: skip
     return _finish(task, spec, owner, SUCCEEDED, None, started, result=result)
 
 
@@ -180,6 +218,8 @@ def _finish(
     *,
     result: Any = None,
     final: bool = False,
+    status_code: int | None = None,
+    retry_after: float | None = None,
 ) -> str:
     """Record how the attempt ended and what comes next, in one short transaction."""
     latency_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
@@ -193,6 +233,7 @@ def _finish(
     if attempt is not None:
         attempt.finished_at, attempt.outcome = now, outcome
         attempt.latency_ms, attempt.detail = latency_ms, (detail or None) and detail[:2000]
+        attempt.status_code = status_code
     db.session.refresh(task)
     if task.status != RUNNING or task.lease_owner != owner:
         # Cancelled meanwhile, or the lease expired and another worker took over: what
@@ -205,7 +246,10 @@ def _finish(
         task.active_key, task.last_error = None, None
         verdict = SUCCEEDED
     elif not final and spec is not None and task.attempts < task.max_attempts:
-        delay = spec.retry[min(task.attempts, len(spec.retry)) - 1] * random.uniform(0.9, 1.1)
+        if retry_after is not None:
+            delay = max(0.0, retry_after)
+        else:
+            delay = spec.retry[min(task.attempts, len(spec.retry)) - 1] * random.uniform(0.9, 1.1)
         task.status, task.run_after, task.woken_at = QUEUED, now + timedelta(seconds=delay), None
         task.last_error = detail
         verdict = f"retry in {round(delay)}s"

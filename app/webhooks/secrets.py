@@ -26,6 +26,16 @@ def _fernet() -> Fernet:
     return Fernet(key)
 
 
+def encrypt(text: str) -> str:
+    """``text`` Fernet-encrypted with the app's key (for secrets other features keep)."""
+    return _fernet().encrypt(text.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    """The clear text of ``encrypt``'s output; ``InvalidToken`` if the key changed."""
+    return _fernet().decrypt(token.encode()).decode()
+
+
 def generate_secret(provider: str) -> str:
     """A fresh random endpoint secret in the form ``provider`` expects: ``whsec_`` + base64
     of 24 random bytes for Standard Webhooks (its senders decode it), 32 random bytes
