@@ -8,15 +8,12 @@ an unsafe URL is 422 ``unsafe_url`` whose detail names the address class ("loopb
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import jsonify, request
 
 from app.accounts.auth import require_role
 from app.api import bp
 from app.api.common import json_body
 from app.extensions import db
-from app.inputs import InputError
 from app.outbound import service
 from app.outbound.models import Subscription
 from app.outbound.service import SubscriptionError
@@ -175,19 +172,10 @@ def replay_subscription(subscription_id: str):
     body = json_body()
     try:
         _only(body, {"event_id", "since"})
-        since = _since(body["since"]) if body.get("since") else None
+        since = service.parse_since(body["since"]) if body.get("since") else None
         replayed = service.replay(subscription, event_id=body.get("event_id"), since=since)
     except SubscriptionError as exc:
         db.session.rollback()
         return _error(exc)
     db.session.commit()
     return jsonify(replayed=len(replayed), message_ids=[m.id for m in replayed]), 202
-
-
-def _since(value: object) -> datetime:
-    from app.templating import as_utc
-
-    try:
-        return as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-    except (ValueError, InputError):
-        raise SubscriptionError(422, "invalid_since", "since is an ISO 8601 time") from None

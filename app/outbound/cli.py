@@ -74,14 +74,13 @@ def list_command(as_json: bool) -> None:
 @click.option("--since", default=None, help="Send again what failed since (ISO 8601).")
 def replay_command(subscription_id: str, event_id: str | None, since: str | None) -> None:
     """Send one message again, or every failed one since a time."""
-    from app.api.subscriptions import _since
 
     subscription = db.session.get(Subscription, subscription_id)
     if subscription is None:
         raise click.ClickException(f"there is no subscription {subscription_id}")
     try:
         replayed = service.replay(
-            subscription, event_id=event_id, since=_since(since) if since else None
+            subscription, event_id=event_id, since=service.parse_since(since) if since else None
         )
     except SubscriptionError as exc:
         raise click.ClickException(exc.detail) from None

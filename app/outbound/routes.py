@@ -9,7 +9,6 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from app.accounts.auth import require_role
-from app.api.subscriptions import _since
 from app.extensions import db
 from app.outbound import bp, service
 from app.outbound.models import Subscription
@@ -155,7 +154,7 @@ def send_test(subscription_id: str):
 def replay(subscription_id: str):
     subscription = _subscription(subscription_id)
     try:
-        since = _since(request.form["since"]) if request.form.get("since") else None
+        since = service.parse_since(request.form["since"]) if request.form.get("since") else None
         event_id = request.form.get("event_id") or None
         replayed = service.replay(subscription, event_id=event_id, since=since)
     except SubscriptionError as exc:

@@ -276,6 +276,15 @@ def enqueue(
     return message
 
 
+def parse_since(value: object) -> datetime:
+    """An ISO 8601 time (naive means UTC); 422 ``invalid_since`` otherwise."""
+    try:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise SubscriptionError(422, "invalid_since", "since is an ISO 8601 time") from None
+    return _aware(moment)
+
+
 def replay(
     subscription: Subscription, *, event_id: str | None = None, since: datetime | None = None
 ) -> list[OutboundMessage]:
