@@ -450,3 +450,62 @@ def test_console_create_show_and_viewer_reads(outbound_app, receiver, client, vi
     assert refused.status_code == 422 and "private address refused" in refused.get_data(True)
     assert viewer_client.get("/subscriptions").status_code == 200
     assert viewer_client.post("/subscriptions", data={"url": receiver.url()}).status_code == 403
+
+
+def test_the_forward_command_sends_the_deliverys_case_events(
+    outbound_app, receiver, client, github, drain
+):
+    """A ``forward`` command on an endpoint sends the case events its delivery caused to a
+    subscription, even one whose filter does not want them; with no case change, the
+    delivery itself goes (``delivery.forwarded``)."""
+    from tests.conftest import fixture_payload
+
+    subscription_id = subscribe(outbound_app, receiver, events=("nothing.*",))
+    base = f"/api/endpoints/{github.endpoint_id}/commands"
+    forward = {
+        "name": "forward-issues",
+        "trigger": "issues.*",
+        "action": "forward",
+        "subscription": subscription_id,
+        "priority": 2,
+        "stop_after_match": False,
+    }
+    created = client.post(base, json=forward)
+    assert created.status_code == 201, created.json
+    assert created.json["subscription"] == subscription_id
+    assert client.post(base, json={**forward, "name": "x", "subscription": ""}).status_code == 400
+    # open-first opens the case (priority 1), then forward (2) sends what it wrote.
+    client.post(
+        base,
+        json={
+            "name": "open-first",
+            "trigger": "issues.opened",
+            "action": "open_case",
+            "priority": 1,
+            "stop_after_match": False,
+        },
+    )
+    assert github.send("issues", fixture_payload("issues.opened")).status_code == 202
+    assert drain() == 0
+    with outbound_app.app_context():
+        run_due()
+    types = [r.json["type"] for r in receiver.received]
+    assert "case.opened" in types and all(r.verified for r in receiver.received)
+    opened = next(r for r in receiver.received if r.json["type"] == "case.opened")
+    assert opened.json["data"]["event"]["delivery_id"] is not None
+    # A delivery that changes no case goes itself.
+    stars = {**forward, "name": "forward-stars", "trigger": "star.*"}
+    assert client.post(base, json=stars).status_code == 201
+    star = {
+        "action": "created",
+        "repository": {"full_name": "Codertocat/Hello-World"},
+        "sender": {"login": "octocat"},
+    }
+    assert github.send("star", star).status_code == 202
+    assert drain() == 0
+    with outbound_app.app_context():
+        run_due()
+    forwarded = receiver.received[-1]
+    assert forwarded.verified and forwarded.json["type"] == "delivery.forwarded"
+    assert forwarded.json["data"]["payload"]["action"] == "created"
+    assert forwarded.headers["webhook-id"].startswith("delivery_")

@@ -276,6 +276,41 @@ def enqueue(
     return message
 
 
+def forward_delivery(delivery: Any, subscription_id: str) -> str:
+    """The ``forward`` command action: send ``delivery``'s case events so far to the
+    subscription ``subscription_id`` whatever its event filter (put it after the command
+    that opens or updates the case), or the delivery itself (``delivery.forwarded``) when it
+    changed no case. Returns the outcome for the deliveries log; queued, not committed."""
+    from app.events.models import CaseEvent
+
+    subscription = db.session.get(Subscription, subscription_id)
+    if subscription is None:
+        return f"not forwarded: there is no subscription {subscription_id}"
+    if not subscription.enabled:
+        return f"not forwarded: subscription {subscription_id} is disabled"
+    db.session.flush()
+    events = db.session.scalars(
+        db.select(CaseEvent)
+        .where(CaseEvent.delivery_pk == delivery.id)
+        .order_by(CaseEvent.created_at, CaseEvent.id)
+    ).all()
+    if not events:
+        enqueue(subscription, "delivery.forwarded", delivery_pk=delivery.id)
+        return f"forwarded the delivery to subscription {subscription_id}"
+    queued = set(
+        db.session.scalars(
+            db.select(OutboundMessage.event_id).where(
+                OutboundMessage.subscription_id == subscription.id,
+                OutboundMessage.event_id.in_([e.id for e in events]),
+            )
+        )
+    )
+    fresh = [e for e in events if e.id not in queued]  # its filter may have queued them already
+    for event in fresh:
+        enqueue(subscription, event.type, event_id=event.id)
+    return f"forwarded {len(events)} case event(s) to subscription {subscription_id}"
+
+
 def parse_since(value: object) -> datetime:
     """An ISO 8601 time (naive means UTC); 422 ``invalid_since`` otherwise."""
     try:

@@ -20,11 +20,10 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 #: Actions a command may take now.
-ACTIONS = ("open_case", "update_case", "close_case", "ignore")
+ACTIONS = ("open_case", "update_case", "close_case", "forward", "ignore")
 #: Actions the spec names that are not built yet, with what they wait for.
 LATER_ACTIONS = {
     "comment": "replying to the source comes with outbound webhooks",
-    "forward": "forwarding to a subscription comes with outbound webhooks",
     "run_agent": "running an agent comes with agents and tasks",
 }
 OPS = ("eq", "ne", "in", "contains", "exists", "matches")
@@ -138,6 +137,9 @@ class Command:
             "stop_after_match": self.stop_after_match,
             "enabled": self.enabled,
             "builtin": self.builtin,
+            **(
+                {"subscription": self.extra.get("subscription")} if self.action == "forward" else {}
+            ),
         }
 
 
@@ -207,7 +209,8 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
 
     ``data``: ``{"name", "trigger": str|[str], "action", "conditions": [{"path", "op",
     "value"}], "priority": int, "aliases": [str], "description", "title_template",
-    "timeline_template", "stop_after_match": bool, "enabled": bool}``. Raises
+    "timeline_template", "stop_after_match": bool, "enabled": bool, "subscription": id
+    (``forward`` only)}``. Raises
     ``CommandError`` for the first problem found, naming the field.
     """
     name = str(data.get("name") or "").strip()
@@ -227,6 +230,12 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
         priority = int(data.get("priority", 100))
     except (TypeError, ValueError):
         raise CommandError("priority", "must be a whole number (lower runs first)") from None
+    extra = {}
+    if action == "forward":
+        # The subscription's existence is checked when the command runs (this module is pure).
+        extra["subscription"] = str(data.get("subscription") or "").strip()
+        if not extra["subscription"]:
+            raise CommandError("subscription", "forward needs the id of a subscription")
     title_template = str(data.get("title_template") or "")
     timeline_template = str(data.get("timeline_template") or "")
     check_template(title_template, "title_template")
@@ -244,6 +253,7 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
         stop_after_match=_bool(data.get("stop_after_match", True), "stop_after_match"),
         enabled=_bool(data.get("enabled", True), "enabled"),
         builtin=builtin,
+        extra=extra,
     )
 
 

@@ -134,6 +134,7 @@ def read_command_form(form: Mapping[str, Any]) -> tuple[dict, dict]:
         "timeline_template": str(form.get("timeline_template") or ""),
         "stop_after_match": _checked(form, "stop_after_match", True),
         "enabled": _checked(form, "enabled", True),
+        "subscription": _last(form, "subscription"),
     }
     definition = {**values, "conditions": conditions}
     return definition, values
