@@ -509,3 +509,48 @@ def test_the_forward_command_sends_the_deliverys_case_events(
     assert forwarded.verified and forwarded.json["type"] == "delivery.forwarded"
     assert forwarded.json["data"]["payload"]["action"] == "created"
     assert forwarded.headers["webhook-id"].startswith("delivery_")
+
+
+SUBSCRIPTIONS_YAML = """\
+subscriptions:
+  - id: ops-feed
+    url: {url}
+    event_types: ["case.*"]
+    secret_env: CASEHOOK_TEST_OPS_SECRET
+    description: Ops dashboard
+"""
+
+
+def test_config_as_code_subscriptions(outbound_app, receiver, client, tmp_path, monkeypatch):
+    from app.webhooks.config_sync import ConfigError, sync
+
+    secret = service.generate_secret()
+    monkeypatch.setenv("CASEHOOK_TEST_OPS_SECRET", secret)
+    receiver.secrets.append(secret)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "ops.yaml").write_text(SUBSCRIPTIONS_YAML.format(url=receiver.url()))
+    with outbound_app.app_context():
+        assert sync(config) == ["create subscription ops-feed (ops.yaml)"]
+        assert sync(config) == []
+    body = client.get("/api/subscriptions/ops-feed").json
+    assert body["source"] == "config" and body["secret"]["env"] == "CASEHOOK_TEST_OPS_SECRET"
+    assert client.patch("/api/subscriptions/ops-feed", json={"enabled": False}).status_code == 409
+    change_case(outbound_app)
+    with outbound_app.app_context():
+        run_due()
+    assert [r.verified for r in receiver.received] == [True]  # signed with the env secret
+    (config / "ops.yaml").write_text(
+        SUBSCRIPTIONS_YAML.format(url=receiver.url()).replace("Ops dashboard", "Ops")
+    )
+    with outbound_app.app_context():
+        assert sync(config) == ["update subscription ops-feed: description"]
+    (config / "ops.yaml").write_text(SUBSCRIPTIONS_YAML.format(url="http://10.0.0.1/x"))
+    with outbound_app.app_context(), pytest.raises(ConfigError) as refused:
+        sync(config)
+    assert "ops.yaml line 2: subscription ops-feed: 10.0.0.1: private address refused" in str(
+        refused.value
+    )
+    (config / "ops.yaml").write_text("subscriptions: []\n")
+    with outbound_app.app_context():
+        assert sync(config) == ["delete subscription ops-feed"]
