@@ -79,6 +79,7 @@ def _show(
         subscription=subscription,
         health=service.health(subscription),
         attempts=service.attempts(subscription, outcome=outcome, limit=100),
+        pending=service.pending_messages(subscription),
         outcome=outcome,
         secret=secret,
         error=error,
@@ -97,6 +98,7 @@ def attempts(subscription_id: str):
         "outbound/_attempts.html",
         subscription=subscription,
         attempts=service.attempts(subscription, outcome=outcome, limit=100),
+        pending=service.pending_messages(subscription),
         outcome=outcome,
     )
 
@@ -174,4 +176,6 @@ def delete(subscription_id: str):
     db.session.delete(subscription)
     db.session.commit()
     flash("Subscription deleted.")
+    if request.htmx:  # hx-confirm asked first; go to the list
+        return "", 204, {"HX-Redirect": url_for("outbound.index")}
     return redirect(url_for("outbound.index"))

@@ -23,7 +23,7 @@ from app.extensions import db
 from app.net import UnsafeURL, check_url
 from app.outbound.models import OutboundMessage, Subscription
 from app.tasks import Task, TaskAttempt, create_task
-from app.tasks.models import FAILED
+from app.tasks.models import FAILED, UNFINISHED
 from app.webhooks.secrets import decrypt, encrypt
 
 SEND = "outbound.send"
@@ -374,6 +374,18 @@ def attempts(
         query = query.where(TaskAttempt.outcome.in_(("failed", "timed_out", "lost")))
     query = query.order_by(TaskAttempt.started_at.desc(), TaskAttempt.id.desc()).limit(limit)
     return [tuple(row) for row in db.session.execute(query).all()]
+
+
+def pending_messages(subscription: Subscription) -> int:
+    """How many of the subscription's messages are still to be sent (queued or running)."""
+    from sqlalchemy import func
+
+    return db.session.scalar(
+        db.select(func.count())
+        .select_from(OutboundMessage)
+        .join(Task, Task.id == OutboundMessage.task_id)
+        .where(OutboundMessage.subscription_id == subscription.id, Task.status.in_(UNFINISHED))
+    )
 
 
 def health(subscription: Subscription) -> dict:
