@@ -127,7 +127,13 @@ def retry_after_seconds(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-@task_kind(SEND, retry=(5, 300, 1800, 7200, 18000, 36000, 36000), timeout=90, concurrency=1)
+@task_kind(
+    SEND,
+    retry=(5, 300, 1800, 7200, 18000, 36000, 36000),
+    timeout=90,
+    concurrency=1,
+    chain_seconds=2,
+)
 def send(task: Task) -> Recorded:
     """Send the message ``task.payload["message_id"]`` once (see the module docstring)."""
     message = db.session.get(OutboundMessage, task.payload.get("message_id"))

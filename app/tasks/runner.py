@@ -114,21 +114,51 @@ def check_cancelled() -> None:
 
 def run_task(task_id: str) -> str:
     """Claim and run the task ``task_id`` now, if it is queued and due; returns what
-    happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...)."""
+    happened ("succeeded", "failed", "retry in 60s", "not claimed", ...).
+
+    A kind with ``chain_seconds`` then runs the next due task of the same concurrency key
+    in this worker, while the chain is younger than that (see ``TaskKind``)."""
+    chain_until = time.monotonic()
+    verdict, key, spec = _run_one(task_id)
+    if spec is not None and spec.chain_seconds:
+        chain_until += spec.chain_seconds
+    while key is not None:
+        next_id = _next_due(key)
+        if next_id is None:
+            break
+        if time.monotonic() > chain_until:
+            wake([(next_id, spec.name)])  # a slot came free: wake the next one in line
+            break
+        _verdict, key, spec = _run_one(next_id)
+    return verdict
+
+
+def _run_one(task_id: str) -> tuple[str, str | None, TaskKind | None]:
+    """Run one task: ``(verdict, its concurrency key if it held a slot, its kind)``."""
     global _current
     owner = process_owner()
     task = _claim(task_id, owner)
     if task is None:
-        return "not claimed"
+        return "not claimed", None, None
+    key = task.concurrency_key
     try:
         spec = get_kind(task.kind)
     except UnknownTaskKind:
-        return _finish(task, None, owner, FAILED, f"no task kind {task.kind!r} is registered", 0)
+        verdict = _finish(task, None, owner, FAILED, f"no task kind {task.kind!r} is registered", 0)
+        return verdict, None, None
     lease = float(current_app.config["TASK_LEASE_SECONDS"])
     heartbeat = _Heartbeat(current_app._get_current_object(), task.id, owner, lease)
     heartbeat.start()
     _current = heartbeat
     started = time.perf_counter()
+    try:
+        return _attempt(task, spec, owner, started), key, spec
+    finally:
+        heartbeat.stopped.set()
+        _current = None
+
+
+def _attempt(task: Task, spec: TaskKind, owner: str, started: float) -> str:
     try:
         result = spec.handler(task)
     except TaskFailed as exc:
@@ -148,9 +178,6 @@ def run_task(task_id: str) -> str:
         log.warning("task.attempt_failed", task_id=task.id, kind=task.kind, error=detail,
                     trace=traceback.format_exc(limit=5)[-2000:])  # fmt: skip
         return _finish(task, spec, owner, outcome, detail, started)
-    finally:
-        heartbeat.stopped.set()
-        _current = None
     if isinstance(result, Recorded):
         return _finish(task, spec, owner, SUCCEEDED, result.detail, started,
                        result=result.result, status_code=result.status_code)  # fmt: skip
@@ -184,6 +211,26 @@ def _claim(task_id: str, owner: str) -> Task | None:
             .scalar_subquery()
         )
         condition.append(running < spec.concurrency)
+        # In line: no due task of the same key comes before this one.
+        ahead = _tasks.alias("ahead")
+        condition.append(
+            ~db.select(ahead.c.id)
+            .where(
+                ahead.c.concurrency_key == task.concurrency_key,
+                ahead.c.status == QUEUED,
+                ahead.c.run_after <= now,
+                ahead.c.id != task.id,
+                (ahead.c.priority < task.priority)
+                | (
+                    (ahead.c.priority == task.priority)
+                    & (
+                        (ahead.c.created_at < task.created_at)
+                        | ((ahead.c.created_at == task.created_at) & (ahead.c.id < task.id))
+                    )
+                ),
+            )
+            .exists()
+        )
     claimed = db.session.execute(
         _tasks.update()
         .where(*condition)
@@ -257,30 +304,26 @@ def _finish(
         task.status, task.finished_at, task.active_key = FAILED, now, None
         task.last_error = detail
         verdict = FAILED
-    concurrency_key = task.concurrency_key
     db.session.commit()
     log.info("task.finished", task_id=task.id, kind=task.kind, outcome=outcome,
              verdict=verdict, latency_ms=latency_ms)  # fmt: skip
-    if concurrency_key:
-        _wake_next(concurrency_key)
     return verdict
 
 
-def _wake_next(concurrency_key: str) -> None:
-    """A slot came free: wake the next due task that waits for it."""
-    task = db.session.execute(
-        db.select(Task.id, Task.kind)
+def _next_due(concurrency_key: str) -> str | None:
+    """A slot came free: the id of the next due task in line for it, if any."""
+    task_id = db.session.scalar(
+        db.select(Task.id)
         .where(
             Task.concurrency_key == concurrency_key,
             Task.status == QUEUED,
             Task.run_after <= clock.now(),
         )
-        .order_by(Task.priority, Task.created_at)
+        .order_by(Task.priority, Task.created_at, Task.id)
         .limit(1)
-    ).first()
+    )
     db.session.rollback()
-    if task is not None:
-        wake([tuple(task)])
+    return task_id
 
 
 def _jsonable(value: Any) -> Any:

@@ -66,6 +66,8 @@ def _timeout(kind_name: str) -> int:
     from app.tasks.kinds import UnknownTaskKind, get_kind
 
     try:
-        return max(1, int(get_kind(kind_name).timeout))
+        kind = get_kind(kind_name)
+        # A chain starts its last task at most chain_seconds in, with its whole timeout left.
+        return max(1, int(kind.timeout + kind.chain_seconds))
     except UnknownTaskKind:
         return int(current_app.config["TASK_DEFAULT_TIMEOUT_SECONDS"])
