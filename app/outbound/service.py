@@ -20,6 +20,7 @@ from flask import current_app
 
 from app import clock
 from app.extensions import db
+from app.ids import new_id
 from app.net import UnsafeURL, check_url
 from app.outbound.models import OutboundMessage, Subscription
 from app.tasks import Task, TaskAttempt, create_task
@@ -252,6 +253,7 @@ def enqueue(
     ``event_id``, the forwarded delivery ``delivery_pk``, or (neither) a test ping. Added
     to the session; the caller commits."""
     message = OutboundMessage(
+        id=new_id(),
         subscription_id=subscription.id,
         event_id=event_id,
         delivery_pk=delivery_pk,
@@ -260,7 +262,6 @@ def enqueue(
         created_at=clock.now(),
     )
     db.session.add(message)
-    db.session.flush()
     about = f"event:{message.event_id}" if message.event_id else f"message:{message.id}"
     task = create_task(
         SEND,
