@@ -456,6 +456,12 @@ def test_console_create_show_and_viewer_reads(outbound_app, receiver, client, vi
     refused = client.post("/subscriptions", data={"url": "http://10.0.0.1/x", "event_types": "*"})
     assert refused.status_code == 422 and "private address refused" in refused.get_data(True)
     assert viewer_client.get("/subscriptions").status_code == 200
+    [created] = client.get("/api/subscriptions").json["subscriptions"]
+    page = viewer_client.get(f"/subscriptions/{created['id']}")
+    assert page.status_code == 200 and "Rotate secret" not in page.get_data(as_text=True)
+    admin_page = client.get(f"/subscriptions/{created['id']}?outcome=failed").get_data(True)
+    assert "Rotate secret" in admin_page and "whsec_" not in admin_page
+    assert client.get(f"/subscriptions/{created['id']}/attempts").status_code == 200
     assert viewer_client.post("/subscriptions", data={"url": receiver.url()}).status_code == 403
 
 
@@ -561,3 +567,27 @@ def test_config_as_code_subscriptions(outbound_app, receiver, client, tmp_path, 
     (config / "ops.yaml").write_text("subscriptions: []\n")
     with outbound_app.app_context():
         assert sync(config) == ["delete subscription ops-feed"]
+
+
+def test_bad_api_input_is_a_clear_4xx(outbound_app, receiver, client):
+    create = {"url": receiver.url(), "event_types": ["case.*"]}
+    for body, status, error in [
+        ({**create, "secret": 42}, 422, "invalid_secret"),
+        ({**create, "secret": "whsec_short"}, 422, "invalid_secret"),
+        ({**create, "event_types": "bad pattern!"}, 422, "invalid_event_types"),
+        ({**create, "event_types": []}, 422, "invalid_event_types"),
+        ({**create, "headers": {"webhook-id": "x"}}, 422, "invalid_headers"),
+        ({**create, "url": "ftp://example.com/"}, 422, "invalid_url"),
+        ({**create, "url": 7}, 422, "invalid_url"),
+        ({"url": receiver.url()}, 422, "missing_field"),
+        ({**create, "colour": "red"}, 400, "invalid_field"),
+    ]:
+        response = client.post("/api/subscriptions", json=body)
+        assert (response.status_code, response.json["error"]) == (status, error), body
+    assert client.post("/api/subscriptions", data="nope").status_code == 400
+    created = client.post("/api/subscriptions", json=create).json
+    replay = f"/api/subscriptions/{created['id']}/replay"
+    assert client.post(replay, json={"since": "yesterday"}).json["error"] == "invalid_since"
+    assert client.post(replay, json={}).json["error"] == "missing_field"
+    assert client.get(f"/api/subscriptions/{created['id']}/attempts?outcome=x").status_code == 400
+    assert client.get("/api/subscriptions/nope").status_code == 404

@@ -60,8 +60,10 @@ def generate_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def check_secret(secret: str) -> str:
+def check_secret(secret: Any) -> str:
     """``secret`` if it is a usable Standard Webhooks secret, else ``SubscriptionError``."""
+    if not isinstance(secret, str):
+        raise SubscriptionError(422, "invalid_secret", "the secret is a string: 'whsec_…'")
     raw = secret.removeprefix("whsec_")
     try:
         key = base64.b64decode(raw, validate=True)

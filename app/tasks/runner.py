@@ -334,8 +334,8 @@ def _jsonable(value: Any) -> Any:
 
 def run_due(limit: int | None = None) -> int:
     """Run every due queued task in this process, highest priority first, until none is
-    left (tests, ``flask tasks run``); returns how many ran. Retries scheduled for later
-    are not waited for."""
+    left (tests, ``flask tasks run``); returns how many runs it started (a chain of tasks
+    sharing a concurrency key counts once). Retries scheduled for later are not waited for."""
     ran = 0
     tried: set[str] = set()
     while limit is None or ran < limit:

@@ -1,4 +1,4 @@
-"""subscriptions and outbound_messages (outbound webhooks)
+"""subscriptions and outbound_messages (outbound webhooks); tasks: concurrency index
 
 Revision ID: 0012
 Revises: 0011
@@ -14,6 +14,10 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_tasks_concurrency", ["concurrency_key", "status", "run_after"]
+        )
     op.create_table(
         "subscriptions",
         sa.Column("id", sa.String(length=26), nullable=False),
@@ -78,5 +82,7 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_tasks_concurrency")
     op.drop_table("outbound_messages")
     op.drop_table("subscriptions")
