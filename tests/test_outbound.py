@@ -591,3 +591,30 @@ def test_bad_api_input_is_a_clear_4xx(outbound_app, receiver, client):
     assert client.post(replay, json={}).json["error"] == "missing_field"
     assert client.get(f"/api/subscriptions/{created['id']}/attempts?outcome=x").status_code == 400
     assert client.get("/api/subscriptions/nope").status_code == 404
+
+
+def test_a_retry_falling_due_ahead_of_a_wake_up_gets_the_line_going(
+    outbound_app, receiver, monkeypatch
+):
+    """The wake-up of a later message finds an earlier one (a retry) due ahead of it: it
+    wakes that one, at the front of the queue, instead of leaving the line to stall."""
+    import dataclasses
+
+    from app.tasks import kinds
+    from app.tasks.queue import get_queue
+
+    unchained = dataclasses.replace(kinds.get_kind(service.SEND), chain_seconds=0)
+    monkeypatch.setitem(kinds._kinds, service.SEND, unchained)
+    outbound_app.config["OUTBOUND_RETRY_SCHEDULE"] = "1"
+    receiver.script["/hook"] = [(503, {}, b"no"), (200, {}, b"ok")]
+    subscription_id = subscribe(outbound_app, receiver)
+    change_case(outbound_app, title="one")
+    change_case(outbound_app, title="two")
+    first, second = message_tasks(outbound_app, subscription_id)
+    with outbound_app.app_context():
+        get_queue().empty()
+        assert run_task(first.id).startswith("retry in 1s")
+        time.sleep(1.2)  # the first is due again, ahead of the second
+        get_queue().empty()
+        assert run_task(second.id) == "not claimed"
+        assert [job.args[0] for job in get_queue().jobs] == [first.id]

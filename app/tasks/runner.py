@@ -120,6 +120,8 @@ def run_task(task_id: str) -> str:
     in this worker, while the chain is younger than that (see ``TaskKind``)."""
     chain_until = time.monotonic()
     verdict, key, spec = _run_one(task_id)
+    if verdict == "not claimed":
+        _hand_on(task_id)
     if spec is not None and spec.chain_seconds:
         chain_until += spec.chain_seconds
     while key is not None:
@@ -127,7 +129,8 @@ def run_task(task_id: str) -> str:
         if next_id is None:
             break
         if time.monotonic() > chain_until:
-            wake([(next_id, spec.name)])  # a slot came free: wake the next one in line
+            # Its turn is over: the next in line queues behind the other lines' wake-ups.
+            wake([(next_id, spec.name)])
             break
         _verdict, key, spec = _run_one(next_id)
     return verdict
@@ -308,6 +311,24 @@ def _finish(
     log.info("task.finished", task_id=task.id, kind=task.kind, outcome=outcome,
              verdict=verdict, latency_ms=latency_ms)  # fmt: skip
     return verdict
+
+
+def _hand_on(task_id: str) -> None:
+    """A wake-up found its task not first in its line (a retry ahead of it fell due): if
+    nobody is running that line, wake its head, at the front of the queue, so that the
+    line does not wait for the supervisor."""
+    task = db.session.get(Task, task_id) if isinstance(task_id, str) else None
+    key = task.concurrency_key if task is not None and task.status == QUEUED else None
+    if key is None:
+        db.session.rollback()
+        return
+    running = db.session.scalar(
+        db.select(Task.id).where(Task.concurrency_key == key, Task.status == RUNNING).limit(1)
+    )
+    head = None if running else _next_due(key)
+    db.session.rollback()
+    if head is not None and head != task_id:
+        wake([(head, task.kind)], front=True)
 
 
 def _next_due(concurrency_key: str) -> str | None:
