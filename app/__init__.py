@@ -79,6 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(writing_bp)
+    app.register_blueprint(import_module("app.outbound").bp)  # subscriptions (outbound webhooks)
     # Features that work a case: each package brings its blueprint, models and case panel.
     for feature in FEATURES:
         app.register_blueprint(import_module(f"app.{feature}").bp)
@@ -95,6 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     import_module("app.events.cli").register_cli(app)  # flask sync
     import_module("app.cases.cli").register_cli(app)  # flask cases, endpoints callback-token
     import_module("app.agents.cli").register_cli(app)  # flask agents
+    import_module("app.outbound.cli").register_cli(app)  # flask subscriptions
 
     from app.templating import register_filters
 

@@ -125,5 +125,17 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "TRUSTED_PROXIES": int(env.get("CASEHOOK_TRUSTED_PROXIES", 0)),
         # GET /metrics wants "Authorization: Bearer <this>" when set; open when unset.
         "METRICS_TOKEN": env.get("CASEHOOK_METRICS_TOKEN") or None,
+        # Outbound webhooks (app/outbound/): hosts or CIDRs exempt from the SSRF guard;
+        # seconds before each retry (Svix's schedule, jittered ±10%); per-request timeout;
+        # a subscription failing this many days, or this many messages in a row, is disabled.
+        "OUTBOUND_ALLOW": env.get("CASEHOOK_OUTBOUND_ALLOW", ""),
+        "OUTBOUND_RETRY_SCHEDULE": env.get(
+            "CASEHOOK_OUTBOUND_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
+        ),
+        "OUTBOUND_TIMEOUT_SECONDS": float(env.get("CASEHOOK_OUTBOUND_TIMEOUT_SECONDS", 15)),
+        "OUTBOUND_DISABLE_AFTER_DAYS": float(env.get("CASEHOOK_OUTBOUND_DISABLE_AFTER_DAYS", 5)),
+        "OUTBOUND_DISABLE_AFTER_FAILURES": int(
+            env.get("CASEHOOK_OUTBOUND_DISABLE_AFTER_FAILURES", 100)
+        ),
         **overrides,
     }

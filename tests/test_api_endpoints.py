@@ -268,7 +268,7 @@ def test_command_validation(admin, endpoint):
         admin("POST", base, {**COMMAND, "action": "forward"}),
         400,
         "invalid_command",
-        "action: 'forward' is not available yet",
+        "subscription: forward needs the id of a subscription",
     )
     error_of(
         admin("POST", base, {**COMMAND, "conditions": [{"path": "a", "op": "like"}]}),

@@ -254,3 +254,54 @@ def test_a_new_case_gets_its_root_branch_when_it_opens(app, github, drain):
         case = db.session.scalars(db.select(Case)).one()
         root = db.session.scalars(db.select(Branch).where(Branch.case_id == case.id)).one()
         assert root.parent_id is None and case.active_branch_id == root.id
+
+
+@task_kind("test.reporting", retry=(3600,))
+def _reporting(task):
+    from app.tasks import AttemptFailed, Recorded
+
+    if task.payload.get("busy") and task.attempts == 1:
+        raise AttemptFailed("HTTP 429", status_code=429, retry_after=2)
+    if task.payload.get("gone"):
+        raise AttemptFailed("HTTP 410", status_code=410, final=True)
+    return Recorded({"ok": True}, status_code=200, detail="thanks")
+
+
+def test_a_handler_can_set_the_next_retry_and_what_the_attempt_log_shows(app):
+    with app.app_context():
+        busy = create_task("test.reporting", "busy", {"busy": True})
+        gone = create_task("test.reporting", "gone", {"gone": True})
+        db.session.commit()
+        assert run_task(busy.id).startswith("retry in 2s")  # not the kind's hour
+        assert run_task(gone.id) == "failed"  # final: no retry left unused
+        busy, gone = _task(busy.id), _task(gone.id)
+        first = busy.attempt_log[0]
+        assert (first.status_code, first.detail) == (429, "HTTP 429")
+        wait = (as_utc(busy.run_after) - as_utc(first.finished_at)).total_seconds()
+        assert 1.5 <= wait <= 2.5
+        assert (gone.status, gone.attempt_log[0].status_code) == ("failed", 410)
+        db.session.execute(db.update(Task).where(Task.id == busy.id).values(run_after=clock.now()))
+        db.session.commit()
+        assert run_task(busy.id) == "succeeded"
+        busy = _task(busy.id)
+        assert busy.result == {"ok": True}
+        assert (busy.attempt_log[1].status_code, busy.attempt_log[1].detail) == (200, "thanks")
+
+
+def test_the_supervisor_wakes_only_the_head_of_a_concurrency_line(app):
+    with app.app_context():
+        tasks = [create_task("test.limited", f"line:{n}", concurrency_key="line") for n in range(3)]
+        loose = create_task("test.echo", "loose")
+        db.session.commit()
+        get_queue().empty()
+        db.session.execute(db.update(Task).values(woken_at=None))
+        db.session.commit()
+        assert wake_due_tasks() == 2  # the head of the line, and the task with no line
+        assert {job.args[0] for job in get_queue().jobs} == {tasks[0].id, loose.id}
+        _held_by(tasks[0].id, "another-worker", 30)
+        db.session.execute(db.update(Task).values(woken_at=None))
+        db.session.commit()
+        get_queue().empty()
+        # The one running holds its line: its next is woken by it, not by the supervisor.
+        assert wake_due_tasks() == 1
+        assert [job.args[0] for job in get_queue().jobs] == [loose.id]

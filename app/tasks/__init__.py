@@ -10,6 +10,8 @@ the supervisor (``app/tasks/supervisor.py``) finds what a crash or a Redis resta
 from app.tasks.kinds import TaskKind, UnknownTaskKind, get_kind, task_kind
 from app.tasks.models import Task, TaskAttempt
 from app.tasks.runner import (
+    AttemptFailed,
+    Recorded,
     RetryAfter,
     TaskCancelled,
     TaskFailed,
@@ -27,7 +29,9 @@ from app.tasks.service import (
 )
 
 __all__ = [
+    "AttemptFailed",
     "NotCancellable",
+    "Recorded",
     "RetryAfter",
     "Task",
     "TaskAttempt",

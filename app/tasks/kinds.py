@@ -16,6 +16,7 @@ KIND_MODULES: tuple[str, ...] = (
     "app.replies.tasks",
     "app.agents.execute",
     "app.events.sync",
+    "app.outbound.sender",
 )
 
 
@@ -27,7 +28,11 @@ class TaskKind:
     ``len(retry) + 1`` attempts in all), jittered by ±10%; ``timeout``: seconds an attempt
     may run before it is stopped and counted as ``timed_out``; ``concurrency``: how many of
     its tasks (per concurrency key) may run at once across every worker, None for no limit
-    (a task created with its own ``concurrency_limit``, e.g. an agent run, uses that).
+    (a task created with its own ``concurrency_limit``, e.g. an agent run, uses that);
+    tasks sharing a key start in order (priority, then creation) among those due.
+    ``chain_seconds``: with a concurrency key, the worker that finishes a task runs the next
+    due one of the same key at once, for up to this long, instead of queueing a wake-up
+    behind everything else (a stream of messages to one receiver keeps its worker).
     """
 
     name: str
@@ -35,6 +40,7 @@ class TaskKind:
     retry: tuple[float, ...] = (10, 60, 300)
     timeout: float = 120
     concurrency: int | None = None
+    chain_seconds: float = 0
 
     @property
     def max_attempts(self) -> int:
@@ -54,6 +60,7 @@ def task_kind(
     retry: Sequence[float] = (10, 60, 300),
     timeout: float = 120,
     concurrency: int | None = None,
+    chain_seconds: float = 0,
 ) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
     """Decorator registering ``handler(task) -> result`` as the task kind ``name``.
 
@@ -65,7 +72,7 @@ def task_kind(
     """
 
     def register(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        _kinds[name] = TaskKind(name, handler, tuple(retry), timeout, concurrency)
+        _kinds[name] = TaskKind(name, handler, tuple(retry), timeout, concurrency, chain_seconds)
         return handler
 
     return register

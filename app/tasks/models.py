@@ -43,6 +43,8 @@ class Task(db.Model):
     __table_args__ = (
         Index("ix_tasks_status_run_after", "status", "run_after"),
         Index("ix_tasks_kind_subject", "kind", "subject"),
+        # Claims count a line's running tasks and look for who is ahead in it.
+        Index("ix_tasks_concurrency", "concurrency_key", "status", "run_after"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)

@@ -12,6 +12,7 @@ import random
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -34,18 +35,48 @@ class TaskFailed(Exception):
     """Raised by a handler: this task cannot succeed, do not retry it."""
 
 
-class RetryAfter(Exception):
+class TaskCancelled(Exception):
+    """Raised inside a handler (by ``check_cancelled``) when its task lost its lease."""
+
+
+class AttemptFailed(Exception):
+    """Raised by a handler that knows more about its failure than an exception says.
+
+    ``retry_after``: seconds until the next attempt, instead of the kind's schedule (a
+    receiver's ``Retry-After``, or a schedule read from settings at run time); ``final``:
+    do not retry; ``status_code``: the HTTP status the attempt got, for the attempt log.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+        final: bool = False,
+    ) -> None:
+        super().__init__(detail)
+        self.retry_after, self.status_code, self.final = retry_after, status_code, final
+
+
+class RetryAfter(AttemptFailed):
     """Raised by a handler: this attempt failed, try again in ``seconds`` (e.g. a rate
     limit's ``Retry-After``) instead of after the kind's next retry delay. It counts as an
     attempt; after the last one the task fails. ``detail`` is recorded on the attempt."""
 
     def __init__(self, seconds: float, detail: str) -> None:
-        super().__init__(detail)
-        self.seconds, self.detail = max(0.0, float(seconds)), detail
+        super().__init__(detail, retry_after=max(0.0, float(seconds)))
+        self.seconds, self.detail = self.retry_after, detail
 
 
-class TaskCancelled(Exception):
-    """Raised inside a handler (by ``check_cancelled``) when its task lost its lease."""
+@dataclass
+class Recorded:
+    """What a handler that made a request returns: its ``result`` (stored on the task) and
+    what the attempt log shows (``status_code``, ``detail`` such as a response excerpt)."""
+
+    result: Any = None
+    status_code: int | None = None
+    detail: str | None = None
 
 
 class _Heartbeat(threading.Thread):
@@ -100,27 +131,60 @@ def cancelled() -> bool:
 
 def run_task(task_id: str) -> str:
     """Claim and run the task ``task_id`` now, if it is queued and due; returns what
-    happened ("succeeded", "failed", "retry in 60s", "not due", "already taken", ...).
-    Every line logged meanwhile (the handler's too) names the task, its kind and its case."""
+    happened ("succeeded", "failed", "retry in 60s", "not claimed", ...).
+
+    A kind with ``chain_seconds`` then runs the next due task of the same concurrency key
+    in this worker, while the chain is younger than that (see ``TaskKind``).
+    Every line logged meanwhile (the handlers' too) names the task, its kind and its case."""
+    chain_until = time.monotonic()
+    verdict, key, spec = _run_one(task_id)
+    if verdict == "not claimed":
+        _hand_on(task_id)
+    if spec is not None and spec.chain_seconds:
+        chain_until += spec.chain_seconds
+    while key is not None:
+        next_id = _next_due(key)
+        if next_id is None:
+            break
+        if time.monotonic() > chain_until:
+            # Its turn is over: the next in line queues behind the other lines' wake-ups.
+            wake([(next_id, spec.name)])
+            break
+        _verdict, key, spec = _run_one(next_id)
+    return verdict
+
+
+def _run_one(task_id: str) -> tuple[str, str | None, TaskKind | None]:
+    """Run one task: ``(verdict, its concurrency key if it held a slot, its kind)``."""
     with logs.bound(task_id=task_id):
-        return _run_task(task_id)
+        return _run_one_bound(task_id)
 
 
-def _run_task(task_id: str) -> str:
+def _run_one_bound(task_id: str) -> tuple[str, str | None, TaskKind | None]:
     global _current
     owner = process_owner()
     task = _claim(task_id, owner)
     if task is None:
-        return "not claimed"
+        return "not claimed", None, None
+    key = task.concurrency_key
     try:
         spec = get_kind(task.kind)
     except UnknownTaskKind:
-        return _finish(task, None, owner, FAILED, f"no task kind {task.kind!r} is registered", 0)
+        verdict = _finish(task, None, owner, FAILED, f"no task kind {task.kind!r} is registered", 0)
+        return verdict, None, None
     lease = float(current_app.config["TASK_LEASE_SECONDS"])
     heartbeat = _Heartbeat(current_app._get_current_object(), task.id, owner, lease)
     heartbeat.start()
     _current = heartbeat
     started = time.perf_counter()
+    try:
+        return _attempt(task, spec, owner, started), key, spec
+    finally:
+        heartbeat.stopped.set()
+        _current = None
+
+
+def _attempt(task: Task, spec: TaskKind, owner: str, started: float) -> str:
     try:
         with caused_by(task.id, (task.payload or {}).get("correlation_id") or task.id):
             result = spec.handler(task)
@@ -130,12 +194,11 @@ def _run_task(task_id: str) -> str:
     except TaskCancelled:
         db.session.rollback()
         _close_attempt(task.id, "cancelled", started)
-        if task.concurrency_key:
-            _wake_next(task.concurrency_key)  # its slot is free
-        return "cancelled"
-    except RetryAfter as exc:
+        return "cancelled"  # run_task wakes the next in its line: the slot is free
+    except AttemptFailed as exc:
         db.session.rollback()
-        return _finish(task, spec, owner, FAILED, exc.detail, started, retry_in=exc.seconds)
+        return _finish(task, spec, owner, FAILED, str(exc), started, final=exc.final,
+                       status_code=exc.status_code, retry_after=exc.retry_after)  # fmt: skip
     except Exception as exc:
         db.session.rollback()
         outcome = "timed_out" if exc.__class__.__name__ == "JobTimeoutException" else "failed"
@@ -143,9 +206,9 @@ def _run_task(task_id: str) -> str:
         log.warning("task.attempt_failed", task_id=task.id, kind=task.kind, error=detail,
                     trace=traceback.format_exc(limit=5)[-2000:])  # fmt: skip
         return _finish(task, spec, owner, outcome, detail, started)
-    finally:
-        heartbeat.stopped.set()
-        _current = None
+    if isinstance(result, Recorded):
+        return _finish(task, spec, owner, SUCCEEDED, result.detail, started,
+                       result=result.result, status_code=result.status_code)  # fmt: skip
     return _finish(task, spec, owner, SUCCEEDED, None, started, result=result)
 
 
@@ -177,6 +240,26 @@ def _claim(task_id: str, owner: str) -> Task | None:
             .scalar_subquery()
         )
         condition.append(running < limit)
+        # In line: no due task of the same key comes before this one.
+        ahead = _tasks.alias("ahead")
+        condition.append(
+            ~db.select(ahead.c.id)
+            .where(
+                ahead.c.concurrency_key == task.concurrency_key,
+                ahead.c.status == QUEUED,
+                ahead.c.run_after <= now,
+                ahead.c.id != task.id,
+                (ahead.c.priority < task.priority)
+                | (
+                    (ahead.c.priority == task.priority)
+                    & (
+                        (ahead.c.created_at < task.created_at)
+                        | ((ahead.c.created_at == task.created_at) & (ahead.c.id < task.id))
+                    )
+                ),
+            )
+            .exists()
+        )
     claimed = db.session.execute(
         _tasks.update()
         .where(*condition)
@@ -218,7 +301,8 @@ def _finish(
     *,
     result: Any = None,
     final: bool = False,
-    retry_in: float | None = None,
+    status_code: int | None = None,
+    retry_after: float | None = None,
 ) -> str:
     """Record how the attempt ended and what comes next, in one short transaction."""
     latency_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
@@ -232,8 +316,10 @@ def _finish(
     if attempt is not None:
         attempt.finished_at, attempt.outcome = now, outcome
         attempt.latency_ms = latency_ms
-        # A handler may have put its own detail (a response excerpt) on a successful attempt.
+        # A handler may have put its own detail (a response excerpt) on the attempt.
         attempt.detail = detail[:2000] if detail else attempt.detail
+        if status_code is not None:
+            attempt.status_code = status_code
     db.session.refresh(task)
     if task.status != RUNNING or task.lease_owner != owner:
         # Cancelled meanwhile, or the lease expired and another worker took over: what
@@ -246,11 +332,10 @@ def _finish(
         task.active_key, task.last_error = None, None
         verdict = SUCCEEDED
     elif not final and spec is not None and task.attempts < task.max_attempts:
-        delay = (
-            retry_in
-            if retry_in is not None
-            else spec.retry[min(task.attempts, len(spec.retry)) - 1] * random.uniform(0.9, 1.1)
-        )
+        if retry_after is not None:
+            delay = max(0.0, retry_after)
+        else:
+            delay = spec.retry[min(task.attempts, len(spec.retry)) - 1] * random.uniform(0.9, 1.1)
         task.status, task.run_after, task.woken_at = QUEUED, now + timedelta(seconds=delay), None
         task.last_error = detail
         verdict = f"retry in {round(delay)}s"
@@ -258,15 +343,12 @@ def _finish(
         task.status, task.finished_at, task.active_key = FAILED, now, None
         task.last_error = detail
         verdict = FAILED
-    concurrency_key = task.concurrency_key
     db.session.commit()
     metrics.task_attempt(task.kind, outcome, latency_ms / 1000 if latency_ms else None)
     if verdict in (SUCCEEDED, FAILED):
         metrics.task_finished(task.kind, verdict)
     log.info("task.finished", task_id=task.id, kind=task.kind, outcome=outcome,
              verdict=verdict, latency_ms=latency_ms)  # fmt: skip
-    if concurrency_key:
-        _wake_next(concurrency_key)
     return verdict
 
 
@@ -284,21 +366,38 @@ def _close_attempt(task_id: str, outcome: str, started: float) -> None:
         )  # fmt: skip
 
 
-def _wake_next(concurrency_key: str) -> None:
-    """A slot came free: wake the next due task that waits for it."""
-    task = db.session.execute(
-        db.select(Task.id, Task.kind)
+def _hand_on(task_id: str) -> None:
+    """A wake-up found its task not first in its line (a retry ahead of it fell due): if
+    nobody is running that line, wake its head, at the front of the queue, so that the
+    line does not wait for the supervisor."""
+    task = db.session.get(Task, task_id) if isinstance(task_id, str) else None
+    key = task.concurrency_key if task is not None and task.status == QUEUED else None
+    if key is None:
+        db.session.rollback()
+        return
+    running = db.session.scalar(
+        db.select(Task.id).where(Task.concurrency_key == key, Task.status == RUNNING).limit(1)
+    )
+    head = None if running else _next_due(key)
+    db.session.rollback()
+    if head is not None and head != task_id:
+        wake([(head, task.kind)], front=True)
+
+
+def _next_due(concurrency_key: str) -> str | None:
+    """A slot came free: the id of the next due task in line for it, if any."""
+    task_id = db.session.scalar(
+        db.select(Task.id)
         .where(
             Task.concurrency_key == concurrency_key,
             Task.status == QUEUED,
             Task.run_after <= clock.now(),
         )
-        .order_by(Task.priority, Task.created_at)
+        .order_by(Task.priority, Task.created_at, Task.id)
         .limit(1)
-    ).first()
+    )
     db.session.rollback()
-    if task is not None:
-        wake([tuple(task)])
+    return task_id
 
 
 def _jsonable(value: Any) -> Any:
@@ -309,8 +408,8 @@ def _jsonable(value: Any) -> Any:
 
 def run_due(limit: int | None = None) -> int:
     """Run every due queued task in this process, highest priority first, until none is
-    left (tests, ``flask tasks run``); returns how many ran. Retries scheduled for later
-    are not waited for."""
+    left (tests, ``flask tasks run``); returns how many runs it started (a chain of tasks
+    sharing a concurrency key counts once). Retries scheduled for later are not waited for."""
     ran = 0
     tried: set[str] = set()
     while limit is None or ran < limit:

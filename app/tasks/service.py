@@ -77,9 +77,28 @@ def create_task(
     else:
         db.session.add(task)
         db.session.flush()
-    if due:
+    if due and spec.concurrency and _line_busy(task):
+        task.woken_at = None  # the supervisor wakes it if it heads its line before its turn
+    elif due:
         wake_after_commit(db.session(), task)
     return task
+
+
+def _line_busy(task: Task) -> bool:
+    """Whether an earlier unfinished task shares ``task``'s concurrency key: then that one
+    hands the slot on (``runner.run_task``) and a wake-up now would only be refused."""
+    return (
+        db.session.scalar(
+            db.select(Task.id)
+            .where(
+                Task.concurrency_key == task.concurrency_key,
+                Task.status.in_((QUEUED, RUNNING)),
+                Task.id != task.id,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def latest_task(kind: str, subject: str) -> Task | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from redis.exceptions import RedisError
+from sqlalchemy.orm import aliased
 
 from app import clock, metrics
 from app.extensions import db
@@ -134,6 +135,27 @@ def wake_due_tasks(force: bool = False) -> int:
     now = clock.now()
     stale = now - timedelta(seconds=current_app.config["TASK_WAKE_STALE_SECONDS"])
     query = db.select(Task.id, Task.kind).where(Task.status == QUEUED, Task.run_after <= now)
+    # Tasks sharing a concurrency key start in line: only the first of each line (with none
+    # of its line running) needs a wake-up; the rest follow it (runner.run_task).
+    other = aliased(Task)
+    query = query.where(
+        Task.concurrency_key.is_(None)
+        | ~db.select(other.id)
+        .where(
+            other.concurrency_key == Task.concurrency_key,
+            other.id != Task.id,
+            (other.status == RUNNING)
+            | (
+                (other.status == QUEUED)
+                & (other.run_after <= now)
+                & (
+                    (other.priority < Task.priority)
+                    | ((other.priority == Task.priority) & (other.created_at < Task.created_at))
+                )
+            ),
+        )
+        .exists()
+    )
     if not force:
         query = query.where((Task.woken_at.is_(None)) | (Task.woken_at < stale))
     due = db.session.execute(query.order_by(Task.priority, Task.run_after).limit(1000)).all()

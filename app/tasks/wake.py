@@ -39,9 +39,10 @@ def _forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def wake(tasks: list[tuple[str, str]]) -> bool:
-    """Enqueue one ``run_task`` job per ``(task id, kind)``; False (logged) when Redis is
-    unreachable. RQ stops a job that outlives its kind's timeout (``JobTimeoutException``
+def wake(tasks: list[tuple[str, str]], *, front: bool = False) -> bool:
+    """Enqueue one ``run_task`` job per ``(task id, kind)`` (``front``: ahead of the queue,
+    for a line handing on its slot); False (logged) when Redis is unreachable. RQ stops a
+    job that outlives its kind's timeout (``JobTimeoutException``
     in the handler), which the runner records as ``timed_out``."""
     try:
         queue = get_queue()
@@ -53,6 +54,7 @@ def wake(tasks: list[tuple[str, str]]) -> bool:
                     result_ttl=0,
                     failure_ttl=86400,
                     job_timeout=_timeout(kind),
+                    at_front=front,
                     pipeline=pipeline,
                 )
             pipeline.execute()
@@ -66,6 +68,8 @@ def _timeout(kind_name: str) -> int:
     from app.tasks.kinds import UnknownTaskKind, get_kind
 
     try:
-        return max(1, int(get_kind(kind_name).timeout))
+        kind = get_kind(kind_name)
+        # A chain starts its last task at most chain_seconds in, with its whole timeout left.
+        return max(1, int(kind.timeout + kind.chain_seconds))
     except UnknownTaskKind:
         return int(current_app.config["TASK_DEFAULT_TIMEOUT_SECONDS"])

@@ -19,14 +19,12 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-#: Actions a command may take now. ``comment`` posts the rendered ``reply_template`` to the
+#: Actions a command may take: ``comment`` posts the rendered ``reply_template`` to the
 #: delivery's source (a ``replies.post`` task, app/replies); ``run_agent`` starts an agent run
-#: (app/agents).
-ACTIONS = ("open_case", "update_case", "close_case", "ignore", "comment", "run_agent")
+#: (app/agents); ``forward`` sends the delivery's case events to a subscription (app/outbound).
+ACTIONS = ("open_case", "update_case", "close_case", "forward", "ignore", "comment", "run_agent")
 #: Actions the spec names that are not built yet, with what they wait for.
-LATER_ACTIONS = {
-    "forward": "forwarding to a subscription comes with outbound webhooks",
-}
+LATER_ACTIONS = {}
 OPS = ("eq", "ne", "in", "contains", "exists", "matches")
 _MISSING = object()
 
@@ -156,6 +154,8 @@ class Command:
                     "requires_approval": self.requires_approval,
                 }
                 if self.action == "run_agent"
+                else {"subscription": self.extra.get("subscription")}
+                if self.action == "forward"
                 else {}
             ),
         }
@@ -228,7 +228,7 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
     ``data``: ``{"name", "trigger": str|[str], "action", "conditions": [{"path", "op",
     "value"}], "priority": int, "aliases": [str], "description", "title_template",
     "timeline_template", "reply_template" (required by ``comment``), "stop_after_match": bool,
-    "enabled": bool}``. Raises
+    "enabled": bool, "subscription": id (``forward`` only)}``. Raises
     ``CommandError`` for the first problem found, naming the field.
     """
     name = str(data.get("name") or "").strip()
@@ -248,6 +248,12 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
         priority = int(data.get("priority", 100))
     except (TypeError, ValueError):
         raise CommandError("priority", "must be a whole number (lower runs first)") from None
+    extra = {}
+    if action == "forward":
+        # The subscription's existence is checked when the command runs (this module is pure).
+        extra["subscription"] = str(data.get("subscription") or "").strip()
+        if not extra["subscription"]:
+            raise CommandError("subscription", "forward needs the id of a subscription")
     title_template = str(data.get("title_template") or "")
     timeline_template = str(data.get("timeline_template") or "")
     check_template(title_template, "title_template")
@@ -276,6 +282,7 @@ def build_command(data: Mapping[str, Any], *, builtin: bool = False) -> Command:
         enabled=_bool(data.get("enabled", True), "enabled"),
         builtin=builtin,
         **agent_fields,
+        extra=extra,
     )
 
 

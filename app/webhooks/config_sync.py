@@ -22,7 +22,8 @@ Every ``*.yaml`` / ``*.yml`` file in ``CASEHOOK_CONFIG_DIR`` may declare::
 
 A sync creates what the files declare, updates what differs, and removes config-owned
 endpoints and commands the files no longer declare; running it again changes nothing.
-Endpoints and commands made in the console are left alone. A removed endpoint that has
+Endpoints and commands made in the console are left alone. The files may also declare
+``subscriptions:`` (outbound webhooks; see ``app/outbound/config.py``). A removed endpoint that has
 deliveries is disabled instead of deleted, so its history stays.
 """
 
@@ -208,6 +209,10 @@ def sync(config_dir: Path, *, dry_run: bool = False) -> list[str]:
         for endpoint in db.session.scalars(db.select(Endpoint).where(Endpoint.source == "config")):
             if endpoint.id not in declared_ids and (change := _remove_endpoint(endpoint)):
                 changes.append(change)
+        # Outbound subscriptions declared in the same files (app/outbound/config.py).
+        from app.outbound.config import sync_subscriptions
+
+        changes += sync_subscriptions(config_dir)
     except ConfigError:
         db.session.rollback()
         raise

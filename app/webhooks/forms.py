@@ -153,6 +153,7 @@ def read_command_form(form: Mapping[str, Any]) -> tuple[dict, dict]:
         "prompt_template": str(form.get("prompt_template") or ""),
         "reply": _checked(form, "reply", False),
         "requires_approval": _checked(form, "requires_approval", False),
+        "subscription": _last(form, "subscription"),
     }
     definition = {**values, "conditions": conditions}
     return definition, values

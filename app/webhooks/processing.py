@@ -174,6 +174,12 @@ def _run_commands(
             outcome = _comment(command, delivery, facts, target, event_type, subject)
             outcomes.append(f"{command.name}: {outcome}")
             continue
+        if command.action == "forward":
+            from app.outbound.service import forward_delivery
+
+            outcome = forward_delivery(delivery, command.extra.get("subscription", ""))
+            outcomes.append(f"{command.name}: {outcome}")
+            continue
         rendered = replace(
             facts,
             title=render(command.title_template, subject, event_type) or facts.title,

@@ -26,6 +26,17 @@ def _fernet() -> Fernet:
     return Fernet(key)
 
 
+def encrypt(text: str) -> str:
+    """``text`` Fernet-encrypted with the app's key, as endpoint secrets are kept (for other
+    secrets: subscription secrets, reply tokens)."""
+    return _fernet().encrypt(text.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    """The clear text of ``encrypt``'s output; ``InvalidToken`` if the key changed."""
+    return _fernet().decrypt(token.encode()).decode()
+
+
 def generate_secret(provider: str) -> str:
     """A fresh random endpoint secret in the form ``provider`` expects: ``whsec_`` + base64
     of 24 random bytes for Standard Webhooks (its senders decode it), 32 random bytes
@@ -34,17 +45,6 @@ def generate_secret(provider: str) -> str:
 
     module = get_provider(provider)
     return module.generate_secret() if module else secrets.token_urlsafe(32)
-
-
-def encrypt(value: str) -> str:
-    """``value`` Fernet-encrypted (text), as endpoint secrets are kept; for other secrets an
-    endpoint holds (reply tokens)."""
-    return _fernet().encrypt(value.encode()).decode()
-
-
-def decrypt(value: str) -> str:
-    """What ``encrypt`` made back in clear; ``InvalidToken`` when the key changed."""
-    return _fernet().decrypt(value.encode()).decode()
 
 
 def store_secret(endpoint: Endpoint, secret: str) -> None:
