@@ -95,7 +95,7 @@ def test_broken_template_is_refused_with_line_and_message():
         ({"name": "a", "trigger": "x", "action": "explode"}, "action", "must be one of"),
         ({"name": "a", "trigger": "x", "action": "comment"}, "reply_template",
          "the comment action posts this template"),
-        ({"name": "a", "trigger": "x", "action": "forward"}, "action", "not available yet"),
+        ({"name": "a", "trigger": "x", "action": "forward"}, "subscription", "needs the id"),
         ({"name": "a", "trigger": "x", "action": "run_agent"}, "agent", "name the agent"),
         ({"name": "a", "trigger": "x", "action": "run_agent", "agent": "s",
           "prompt_template": "{{ x"}, "prompt_template", "line 1"),

@@ -50,10 +50,15 @@ def subscribe(app, receiver: Receiver, path: str = "/hook", events=("case.*",)) 
 
 
 def change_case(app, type_: str = "case.opened", title: str = "Disk full") -> tuple[int, str]:
-    """A case and one case event of ``type_`` committed; returns (case id, event id)."""
+    """A case and one case event of ``type_`` committed; returns (case id, event id).
+    The payload matches the type's schema (app/events/schemas/)."""
+    payloads = {
+        "case.opened": {"title": title, "event_type": None},
+        "case.resolved": {"title": title, "from": "open", "to": "resolved"},
+    }
     with app.app_context():
         case = add_case(title, "open", clock.now())
-        event = record_event(case, type_, actor="tests", payload={"title": title})
+        event = record_event(case, type_, actor="tests", payload=payloads[type_])
         db.session.commit()
         return case.id, event.id
 

@@ -18,8 +18,9 @@ from app.outbound import service
 from app.outbound.models import OutboundMessage
 from app.tasks import Task
 from tests.conftest import add_case
-from tests.faults_support import VENV_BIN, Process, format_tails, procfile_commands, wait_until
+from tests.faults_support import VENV_BIN, Process, format_tails, wait_until
 from tests.outbound_support import Receiver
+from tests.procfile import procfile_command
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +54,9 @@ def test_a_message_survives_its_worker_killed_mid_attempt(tmp_path, redis_url):
         )
         receiver.secrets.append(secret)
         case = add_case("Disk full", "open", clock.now())
-        event_id = record_event(case, "case.opened", actor="tests").id
+        event_id = record_event(
+            case, "case.opened", actor="tests", payload={"title": "Disk full", "event_type": None}
+        ).id
         db.session.commit()  # wakes a worker through the queue
         subscription_id = subscription.id
     env = {
@@ -70,7 +73,7 @@ def test_a_message_survives_its_worker_killed_mid_attempt(tmp_path, redis_url):
         "CASEHOOK_SUPERVISOR_INTERVAL_SECONDS": "0.5",
         "PYTHONUNBUFFERED": "1",
     }
-    command = procfile_commands()["worker"]
+    command = procfile_command("worker")
     first = Process("worker1", command, env, tmp_path / "worker1.log").start()
     second = None
     try:
