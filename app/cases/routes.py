@@ -88,7 +88,9 @@ def index():
                     assignees=assignee_choices(),
                     assignable=assignable_users(),
                     severities=SEVERITIES,
-                    page_sizes=PAGE_SIZES,
+                    # The configured default is among the choices, sent as "" (not in the URL).
+                    page_sizes=sorted({current_app.config["CASES_PER_PAGE"], *PAGE_SIZES}),
+                    default_size=current_app.config["CASES_PER_PAGE"],
                     **context,
                 )
             )
