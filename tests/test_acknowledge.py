@@ -139,3 +139,14 @@ def test_page_size_choice_in_the_url(app, engineer_client):
     assert len(rows(engineer_client.get("/cases?size=7", headers=HX))) == 25  # not a choice
     page = engineer_client.get("/cases?size=50").get_data(as_text=True)
     assert '<option value="50" selected>' in page
+
+
+def test_api_list_takes_the_ack_filter_and_urgency_sort(app, anonymous_client, api_token):
+    acked = make_case(app, "acked", severity="critical", acknowledged_at=clock.now(),
+                      acknowledged_by="x@example.com")  # fmt: skip
+    waiting = make_case(app, "waiting", severity="info")
+    token = api_token("viewer")
+    listed = anonymous_client.get("/api/cases", headers=bearer(token)).json["cases"]
+    assert [c["id"] for c in listed] == [waiting, acked]  # unacknowledged first, even if info
+    only = anonymous_client.get("/api/cases?ack=yes", headers=bearer(token)).json["cases"]
+    assert [c["id"] for c in only] == [acked] and only[0]["acknowledged_by"] == "x@example.com"

@@ -19,7 +19,10 @@ from tests.test_case_actions import make_case
 
 browser_page, live_server = test_browser.browser_page, test_browser.live_server  # fixtures
 
-SCREENSHOTS = os.environ.get("CASEHOOK_SCREENSHOTS")
+#: Where to write the screenshots (relative to the repository; other tests may chdir).
+SCREENSHOTS = os.environ.get("CASEHOOK_SCREENSHOTS") and (
+    Path(__file__).resolve().parents[1] / os.environ["CASEHOOK_SCREENSHOTS"]
+)
 
 
 def _ack_by(app, case_id: int) -> str | None:
