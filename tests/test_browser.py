@@ -136,7 +136,7 @@ def test_case_appears_live_then_filter_open_and_read_timeline(
     page.wait_for_url("**/cases?status=open&q=spelling")
     row.wait_for()
 
-    row.get_by_role("link").click()
+    row.locator("td.title a").click()  # the row also links to the source
     page.wait_for_url("**/cases/*")
     assert (
         page.locator("h1")

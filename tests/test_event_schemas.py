@@ -80,7 +80,7 @@ def test_a_case_walked_through_everything_emits_every_type_valid(
     with app.app_context():
         admin = db.session.scalar(db.select(User).where(User.email == "admin@example.com"))
         case = db.session.scalar(db.select(Case))
-        for action, options in (("severity", {"severity": "critical"}),
+        for action, options in (("acknowledge", {}), ("severity", {"severity": "critical"}),
                                 ("tag", {"tags": ["db"]}), ("assign", {"user": "me"}),
                                 ("close", {"reason": "manual"}), ("reopen", {})):  # fmt: skip
             cases.handle(case, action, actor=admin, **options)

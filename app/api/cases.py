@@ -33,10 +33,11 @@ def list_cases():
 
     Filters as the table: ``status``, ``provider``, ``endpoint`` (id), ``assignee`` (email,
     or ``none``), ``severity``, ``mine=1`` (assigned to the token's user), ``q`` (title
-    contains), ``sort`` (updated|oldest|created), ``page`` (1-based).
+    contains), ``ack`` (yes|no), ``sort`` (urgency (default: unacknowledged live cases first,
+    then severity, then age)|updated|oldest|created), ``page`` (1-based), ``size`` (25|50|100).
     """
     filters = _filters()
-    per_page = current_app.config["CASES_PER_PAGE"]
+    per_page = filters.size or current_app.config["CASES_PER_PAGE"]
     cases, total = search_cases(filters, per_page)
     return jsonify(
         cases=[case.to_dict() for case in cases],
@@ -70,7 +71,7 @@ def get_case(case_id: int):
 @bp.post("/cases/<int:case_id>/handle")
 @require_role("engineer")
 def handle(case_id: int):
-    """A manual action: ``{"action": "close"|"reopen"|"resume"|"assign"|"unassign"|
+    """A manual action: ``{"action": "acknowledge"|"close"|"reopen"|"resume"|"assign"|"unassign"|
     "severity"|"tag"|"untag", "user": email|"me", "severity": str, "tags": [str],
     "reason": "manual"|"auto", "note": str}`` (only what the action needs; see
     ``cases.service.handle``).

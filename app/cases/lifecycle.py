@@ -76,7 +76,8 @@ def transition(
     elif to == "open":
         case.closed_at = case.closed_reason = None
         if previous in ("resolved", "closed"):
-            case.resolved_at = None
+            # A case that comes back is triggered again: nobody has seen this occurrence.
+            case.resolved_at = case.acknowledged_at = case.acknowledged_by = None
     default_event = EVENT_FOR.get(to) or (
         "case.reopened" if previous in ("resolved", "closed") else "case.reactivated"
     )
@@ -118,6 +119,21 @@ def live_seconds(case: Case) -> tuple[int, int]:
 
 def is_live(case: Case) -> bool:
     return case.status in LIVE_STATUSES
+
+
+def acknowledge(case: Case, *, actor: Any) -> Any:
+    """Mark a live case as seen by ``actor`` (who and when); writes ``case.acknowledged``
+    and returns it, or None when the case is already acknowledged (first one counts).
+    Raises ``TransitionError`` for a resolved or closed case: there is nothing to answer."""
+    if not is_live(case):
+        raise TransitionError(
+            f"a {case.status} case cannot be acknowledged; only open, escalated or parked ones"
+        )
+    if case.acknowledged_at is not None:
+        return None
+    now = clock.now()
+    case.acknowledged_at, case.acknowledged_by, case.updated_at = now, _actor(actor), now
+    return record_event(case, "case.acknowledged", actor=_actor(actor), payload={})
 
 
 def assign(case: Case, user: Any, *, actor: Any) -> Any:

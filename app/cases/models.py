@@ -58,6 +58,10 @@ class Case(db.Model):
     parked_seconds: Mapped[int] = mapped_column(default=0)
     resolved_at: Mapped[datetime | None]
     resolution_summary: Mapped[str | None] = mapped_column(Text)
+    #: Someone has seen it and is on it (PagerDuty's triggered → acknowledged); cleared when
+    #: the case reopens. ``acknowledged_by`` is the email, kept if the account goes.
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(320))
     #: The branch being worked (see app/branches); no FK, branches reference cases.
     active_branch_id: Mapped[int | None]
 
@@ -88,6 +92,8 @@ class Case(db.Model):
             "parked_seconds": self.parked_seconds,
             "resolved_at": _iso(self.resolved_at),
             "resolution_summary": self.resolution_summary,
+            "acknowledged_at": _iso(self.acknowledged_at),
+            "acknowledged_by": self.acknowledged_by,
         }
 
 

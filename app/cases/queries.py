@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from sqlalchemy import case as when
 from sqlalchemy import func, union_all
 from sqlalchemy.orm import selectinload
 
@@ -14,11 +15,29 @@ from app.cases.models import CASE_STATUSES, LIVE_STATUSES, SEVERITIES, Case
 from app.extensions import db
 from app.inputs import page_number
 
+#: "urgency" (the default): live cases nobody has acknowledged first, then the other live
+#: ones, then the rest; within each, critical → info, then the longest waiting first.
+_URGENCY = (
+    when(
+        (Case.status.in_(LIVE_STATUSES) & Case.acknowledged_at.is_(None), 0),
+        (Case.status.in_(LIVE_STATUSES), 1),
+        else_=2,
+    ),
+    when(
+        {s: rank for rank, s in enumerate(SEVERITIES)}, value=Case.severity, else_=len(SEVERITIES)
+    ),
+    Case.created_at.asc(),
+)
 SORTS = {
-    "updated": Case.updated_at.desc(),
-    "oldest": Case.updated_at.asc(),
-    "created": Case.created_at.desc(),
+    "urgency": _URGENCY,
+    "updated": (Case.updated_at.desc(),),
+    "oldest": (Case.updated_at.asc(),),
+    "created": (Case.created_at.desc(),),
 }
+#: Rows per page a user may choose (``size``); the default is ``CASES_PER_PAGE``.
+PAGE_SIZES = (25, 50, 100)
+#: ``ack=yes``: acknowledged; ``ack=no``: not (yet).
+ACK_CHOICES = ("yes", "no")
 #: ``assignee=none``: cases nobody is assigned to.
 UNASSIGNED = "none"
 
@@ -27,7 +46,8 @@ UNASSIGNED = "none"
 class CaseFilters:
     """Filters from the query string: ``status``, ``provider``, ``endpoint`` (id),
     ``assignee`` (an email, or ``none`` for unassigned), ``severity``, ``mine`` (``1``: cases
-    assigned to the signed-in user), ``q`` (title contains), ``sort``, ``page``.
+    assigned to the signed-in user), ``q`` (title contains), ``ack`` (``yes``/``no``),
+    ``sort`` (``SORTS``; default urgency), ``page``, ``size`` (``PAGE_SIZES``; 0 = default).
 
     Unknown values are dropped rather than refused, so a hand-edited URL still shows a table;
     only a ``page`` that is not a whole number from 1 to ``MAX_PAGE`` raises ``InputError``.
@@ -41,15 +61,19 @@ class CaseFilters:
     severity: str = ""
     mine: bool = False
     q: str = ""
-    sort: str = "updated"
+    ack: str = ""
+    sort: str = "urgency"
     page: int = 1
+    size: int = 0
     me: int | None = field(default=None, compare=False)
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, me: int | None = None) -> CaseFilters:
         status = args.get("status", "")
         severity = args.get("severity", "")
-        sort = args.get("sort", "updated")
+        sort = args.get("sort", "urgency")
+        ack = args.get("ack", "")
+        size = args.get("size", "")
         page = page_number(args)
         return cls(
             status=status if status in CASE_STATUSES else "",
@@ -59,8 +83,10 @@ class CaseFilters:
             severity=severity if severity in SEVERITIES else "",
             mine=args.get("mine", "") in ("1", "true", "on", "yes"),
             q=args.get("q", "").strip()[:200],
-            sort=sort if sort in SORTS else "updated",
+            ack=ack if ack in ACK_CHOICES else "",
+            sort=sort if sort in SORTS else "urgency",
             page=page,
+            size=int(size) if size in {str(n) for n in PAGE_SIZES} else 0,
             me=me,
         )
 
@@ -68,7 +94,7 @@ class CaseFilters:
     def narrowed(self) -> bool:
         """True when any filter (not sort or page) is set: an empty table means "no match"."""
         return any((self.status, self.provider, self.endpoint, self.assignee, self.severity,
-                    self.mine, self.q))  # fmt: skip
+                    self.mine, self.q, self.ack))  # fmt: skip
 
     def as_query(self, **changes: object) -> dict:
         """These filters as URL query arguments, without defaults, with ``changes`` applied."""
@@ -111,6 +137,9 @@ def _filtered(filters: CaseFilters, *, with_status: bool = True):
     if filters.mine:
         # Nobody signed in (the CLI): "mine" matches nothing rather than everything.
         query = query.where(Case.assignee_id == (filters.me if filters.me is not None else -1))
+    if filters.ack:
+        acknowledged = Case.acknowledged_at.is_not(None)
+        query = query.where(acknowledged if filters.ack == "yes" else ~acknowledged)
     if filters.q:
         escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Case.title.ilike(f"%{escaped}%", escape="\\"))
@@ -119,11 +148,12 @@ def _filtered(filters: CaseFilters, *, with_status: bool = True):
 
 def _page(filters: CaseFilters, per_page: int) -> list[Case]:
     # Assignees in one more query, not one per row (the table and the API show them).
+    per_page = filters.size or per_page
     return list(
         db.session.scalars(
             _filtered(filters)
             .options(selectinload(Case.assignee))
-            .order_by(SORTS[filters.sort], Case.id.desc())
+            .order_by(*SORTS[filters.sort], Case.id.desc())
             .limit(per_page)
             .offset((filters.page - 1) * per_page)
         ).all()
@@ -131,7 +161,8 @@ def _page(filters: CaseFilters, per_page: int) -> list[Case]:
 
 
 def search_cases(filters: CaseFilters, per_page: int) -> tuple[list[Case], int]:
-    """One page of cases matching ``filters`` and the total that match."""
+    """One page of cases matching ``filters`` and the total that match; ``per_page`` is the
+    default page size (``filters.size`` wins when set)."""
     total = db.session.scalar(db.select(func.count()).select_from(_filtered(filters).subquery()))
     return _page(filters, per_page), total or 0
 

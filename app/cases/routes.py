@@ -16,6 +16,7 @@ from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import SEVERITIES, Case
 from app.cases.panels import panel_context
 from app.cases.queries import (
+    PAGE_SIZES,
     CaseFilters,
     assignable_users,
     assignee_choices,
@@ -52,7 +53,7 @@ def _table_context(filters: CaseFilters, version: str | None = None) -> dict:
         "filters": filters,
         "counts": counts,
         "version": version or table_version(),
-        "per_page": current_app.config["CASES_PER_PAGE"],
+        "per_page": filters.size or current_app.config["CASES_PER_PAGE"],
         "poll_seconds": current_app.config["POLL_SECONDS"],
         "can_work": current_user.has_role("engineer"),
     }
@@ -88,6 +89,9 @@ def index():
                     assignees=assignee_choices(),
                     assignable=assignable_users(),
                     severities=SEVERITIES,
+                    # The configured default is among the choices, sent as "" (not in the URL).
+                    page_sizes=sorted({current_app.config["CASES_PER_PAGE"], *PAGE_SIZES}),
+                    default_size=current_app.config["CASES_PER_PAGE"],
                     **context,
                 )
             )
@@ -199,6 +203,7 @@ def handle(case_id: int):
 
 
 BULK_ACTIONS = {
+    "acknowledge": ("acknowledge", {}),
     "assign_me": ("assign", {"user": "me"}),
     "assign": ("assign", {}),
     "unassign": ("unassign", {}),
@@ -210,8 +215,8 @@ BULK_ACTIONS = {
 @bp.post("/cases/bulk")
 @require_role("engineer")
 def bulk():
-    """A bulk action on the ticked rows (``case_id``, repeated): ``action`` is assign_me,
-    assign (with ``user``), unassign, close or tag (with ``tags``).
+    """A bulk action on the ticked rows (``case_id``, repeated): ``action`` is acknowledge,
+    assign_me, assign (with ``user``), unassign, close or tag (with ``tags``).
 
     Answers the refreshed ``_table`` fragment for the filters sent along (the filter form is
     included), with a notice of what changed and what was refused; a bad request (nothing
@@ -258,6 +263,7 @@ def _sentence(message: str) -> str:
 
 
 _DONE = {
+    "acknowledge": "Acknowledged.",
     "close": "Closed the case.",
     "reopen": "Reopened the case.",
     "resume": "The case is open again.",
@@ -277,7 +283,13 @@ def _done_message(action: str, case: Case, *, changed: bool) -> str:
 
 
 def _bulk_message(action: str, result: dict) -> str:
-    verbs = {"assign": "Assigned", "unassign": "Unassigned", "close": "Closed", "tag": "Tagged"}
+    verbs = {
+        "acknowledge": "Acknowledged",
+        "assign": "Assigned",
+        "unassign": "Unassigned",
+        "close": "Closed",
+        "tag": "Tagged",
+    }
     changed = len(result["changed"])
     parts = [f"{verbs[action]} {changed} case{'s' if changed != 1 else ''}."]
     if result["unchanged"]:

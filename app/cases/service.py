@@ -117,7 +117,17 @@ def _payload(facts: CaseFacts, delivery: Any) -> dict:
 # --- Manual actions (console, JSON API, CLI): one entry point, so the rules are the same ---
 
 #: What ``handle`` does; "resolve" (outputs) and "park"/"escalate" (handoffs) live elsewhere.
-ACTIONS = ("close", "reopen", "resume", "assign", "unassign", "severity", "tag", "untag")
+ACTIONS = (
+    "acknowledge",
+    "close",
+    "reopen",
+    "resume",
+    "assign",
+    "unassign",
+    "severity",
+    "tag",
+    "untag",
+)
 #: Close reasons a person may give; ``callback`` is for the token-protected callback route.
 MANUAL_CLOSE_REASONS = ("manual", "auto")
 #: Cases one bulk action may touch (a page of the table is 25).
@@ -164,6 +174,7 @@ def handle(
     """Apply one manual ``action`` (see ``ACTIONS``) to ``case``; returns the events written
     (empty when nothing changed, e.g. assigning the current assignee). The caller commits.
 
+    - ``acknowledge``: a live case, once (again: nothing changes; resolved/closed: 409);
     - ``close``: ``reason`` manual (default) or auto; ``reopen``: only from resolved/closed;
       ``resume``: a parked or escalated case back to open (``case.reactivated``), e.g. one
       an inactivity rule parked (handoffs' claim does the same for a handed-off case);
@@ -177,6 +188,9 @@ def handle(
     """
     note = _note(note)
     extra = {"note": note} if note else None
+    if action == "acknowledge":
+        event = lifecycle.acknowledge(case, actor=actor)
+        return [event] if event is not None else []
     if action == "close":
         reason = reason or "manual"
         if reason not in MANUAL_CLOSE_REASONS:
