@@ -113,6 +113,14 @@ def test_a_case_walked_through_everything_emits_every_type_valid(
         outputs.set_status(written[0], "approved", actor=admin)
         outputs.set_status(written[1], "rejected", actor=admin)
         db.session.commit()
+        from app.outbound import service as outbound
+
+        app.config["OUTBOUND_ALLOW"] = "127.0.0.1"
+        subscription, _ = outbound.create_subscription(
+            {"url": "http://127.0.0.1:9/hook", "event_types": ["nothing.*"]}
+        )
+        outputs.push_output(written[0], f"subscription:{subscription.id}", actor=admin)
+        db.session.commit()
         # Agent runs: approved and run to the end, rejected, cancelled.
         from app.agents import service as agents
         from app.replies.tasks import request_reply

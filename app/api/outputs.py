@@ -10,6 +10,9 @@
 - ``PATCH /api/cases/<id>/outputs/<oid>`` ``{"content"}`` and/or ``{"status": "approved" |
   "rejected"}`` → the output.
 - ``POST /api/cases/<id>/outputs/<oid>/regenerate`` ``{"keep_edits": bool}`` → 202.
+- ``POST /api/cases/<id>/outputs/<oid>/push`` ``{"target": "source" | "subscription:<id>"}``
+  → 202 ``{"output", "detail"}``: an approved output goes to the source as a comment, or to
+  a subscription (``output.pushed``); 409 when it is not approved, 400 for a bad target.
 - ``GET /api/cases/<id>/outputs/<oid>/download`` → the Markdown as an attachment.
 
 Errors are ``{"error", "detail"}``; engineers write, viewers read.
@@ -121,6 +124,23 @@ def regenerate_output(case_id: int, output_id: int):
         abort(400, description="keep_edits must be true or false")
     service.request_regenerate(output, keep_edits, actor=current_user)
     return jsonify({"output": output.to_dict(), "status": "pending"}), 202
+
+
+@bp.post("/cases/<int:case_id>/outputs/<int:output_id>/push")
+@require_role("engineer")
+def push_output(case_id: int, output_id: int):
+    output = _output(case_id, output_id)
+    body = json_body('send {"target": "source" | "subscription:<id>"}')
+    try:
+        detail = service.push_output(output, body.get("target"), actor=current_user)
+        db.session.commit()
+    except CaseInputError as exc:
+        db.session.rollback()
+        abort(400, description=str(exc))
+    except OutputConflict as exc:
+        db.session.rollback()
+        abort(409, description=str(exc))
+    return jsonify({"output": output.to_dict(), "detail": detail}), 202
 
 
 @bp.get("/cases/<int:case_id>/outputs/<int:output_id>/download")

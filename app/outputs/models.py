@@ -11,7 +11,7 @@ from app import clock
 from app.extensions import db
 from app.writing import KIND_LABELS, KINDS
 
-OUTPUT_STATUSES = ("draft", "approved", "rejected")
+OUTPUT_STATUSES = ("draft", "approved", "rejected", "pushed")
 
 
 class ResolutionOutput(db.Model):
@@ -29,7 +29,7 @@ class ResolutionOutput(db.Model):
     __table_args__ = (
         UniqueConstraint("case_id", "kind", name="uq_resolution_outputs_case_kind"),
         CheckConstraint("kind IN ('ticket_notes', 'kb_article', 'client_summary')", name="kind"),
-        CheckConstraint("status IN ('draft', 'approved', 'rejected')", name="status"),
+        CheckConstraint("status IN ('draft', 'approved', 'rejected', 'pushed')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,6 +46,9 @@ class ResolutionOutput(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     approved_at: Mapped[datetime | None]
+    #: Where an approved output was last pushed (``source``, ``subscription:<id>``) and when.
+    pushed_to: Mapped[str | None] = mapped_column(String(200))
+    pushed_at: Mapped[datetime | None]
 
     case = relationship("Case")
     approved_by = relationship("User")
@@ -79,6 +82,8 @@ class ResolutionOutput(db.Model):
             "updated_at": _iso(self.updated_at),
             "approved_by": self.approved_by.email if self.approved_by else None,
             "approved_at": _iso(self.approved_at),
+            "pushed_to": self.pushed_to,
+            "pushed_at": _iso(self.pushed_at),
         }
 
 

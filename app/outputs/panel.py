@@ -47,6 +47,10 @@ def panel_context(
         "resolution_state_detail": state["detail"],
         "resolution_tab": tab,
         "resolution_current": next((o for o in outputs if o.kind == tab), None),
+        # Where approved outputs can be pushed (read only when one is approved).
+        "resolution_push_targets": service.push_targets(case)
+        if any(o.status in ("approved", "pushed") for o in outputs)
+        else [],
         "resolution_editing": editing,
         "resolution_error": error,
         "resolution_draft": draft,

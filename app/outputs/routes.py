@@ -120,6 +120,20 @@ def decide(case_id: int, output_id: int):
     return _done(case, output.kind, notice=f"{output.label} {output.status}.", timeline=True)
 
 
+@bp.post("/cases/<int:case_id>/outputs/<int:output_id>/push")
+@require_role("engineer")
+def push(case_id: int, output_id: int):
+    """Push an approved output to the source or a subscription (form field ``target``)."""
+    case, output = _output(case_id, output_id)
+    try:
+        notice = service.push_output(output, request.form.get("target"), actor=current_user)
+        db.session.commit()
+    except (CaseInputError, OutputConflict) as exc:
+        db.session.rollback()
+        return _refused(case, str(exc), tab=output.kind)
+    return _done(case, output.kind, notice=notice, timeline=True)
+
+
 @bp.post("/cases/<int:case_id>/outputs/<int:output_id>/regenerate")
 @require_role("engineer")
 def regenerate(case_id: int, output_id: int):

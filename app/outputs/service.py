@@ -188,6 +188,92 @@ def set_status(output: ResolutionOutput, status: str, actor: Any = None) -> None
     )
 
 
+#: Characters of the document carried by ``output.pushed`` (and so by the outbound message).
+PUSHED_CONTENT_LIMIT = 100_000
+
+
+def push_targets(case: Case) -> list[tuple[str, str]]:
+    """Where the case's approved outputs can go: ``[(target, label)]`` with ``source`` (a
+    comment in the source's thread) when the case can be replied to, and each enabled
+    subscription as ``subscription:<id>``."""
+    from app.outbound.models import Subscription
+    from app.replies.routes import ReplyRefused, check_reply
+
+    targets = []
+    try:
+        check_reply(case, "-")
+        targets.append(("source", f"Comment on the {case.provider} source"))
+    except ReplyRefused:
+        pass
+    for subscription in db.session.scalars(
+        db.select(Subscription).where(Subscription.enabled.is_(True)).order_by(Subscription.url)
+    ):
+        label = subscription.description or subscription.url
+        targets.append((f"subscription:{subscription.id}", f"Subscription: {label}"))
+    return targets
+
+
+def push_output(output: ResolutionOutput, target: Any, actor: Any = None) -> str:
+    """Send an approved (or already pushed) output on: ``target`` ``source`` posts it as a
+    comment in the source's thread (a ``replies.post`` task), ``subscription:<id>`` sends
+    the ``output.pushed`` case event, document included, to that subscription (an
+    ``outbound.send`` task). Marks it ``pushed`` with where and when and writes
+    ``output.pushed``; the caller commits. Returns a sentence for the page.
+
+    ``OutputConflict`` unless approved or pushed; ``OutputInputError`` for an unknown
+    target, or one that cannot take it (no source token, a disabled subscription).
+    """
+    from app.outbound import service as outbound
+    from app.outbound.models import Subscription
+    from app.replies.routes import ReplyRefused, check_reply
+    from app.replies.tasks import request_reply
+
+    if output.status not in ("approved", "pushed"):
+        raise OutputConflict(f"only an approved output can be pushed; this one is {output.status}")
+    target = str(target or "")
+    case = output.case
+    subscription = None
+    if target == "source":
+        try:
+            endpoint, text = check_reply(case, output.content)
+        except ReplyRefused as exc:
+            raise OutputInputError(exc.detail) from None
+    elif target.startswith("subscription:"):
+        subscription = db.session.get(Subscription, target.partition(":")[2])
+        if subscription is None or not subscription.enabled:
+            raise OutputInputError(f"there is no enabled subscription {target.partition(':')[2]}")
+    else:
+        raise OutputInputError("push to 'source' or 'subscription:<id>'")
+    now = clock.now()
+    output.status, output.pushed_to, output.pushed_at, output.updated_at = (
+        "pushed", target, now, now)  # fmt: skip
+    event = record_event(
+        case,
+        "output.pushed",
+        actor=_email(actor),
+        payload={
+            "output_id": output.id,
+            "kind": output.kind,
+            "target": target,
+            "summary": f"{output.label} pushed to "
+            + (
+                "the source"
+                if subscription is None
+                else (subscription.description or "a subscription")
+            ),
+            "content": output.content[:PUSHED_CONTENT_LIMIT],
+        },
+    )
+    if subscription is None:
+        request_reply(endpoint, case.source, text, case=case, actor=_email(actor), origin="output")
+        return f"{output.label} queued as a comment on the source."
+    db.session.flush()
+    if not outbound.wants(subscription, "output.pushed", case):
+        # Its filter would not have sent it: send this one because someone asked for it.
+        outbound.enqueue(subscription, "output.pushed", event_id=event.id)
+    return f"{output.label} queued for the subscription."
+
+
 def outputs_of(case: Case) -> list[ResolutionOutput]:
     """The case's outputs in tab order (ticket notes, KB article, client summary)."""
     outputs = db.session.scalars(
