@@ -258,3 +258,21 @@ def test_slack_acknowledges_with_an_eyes_reaction(api):
     assert seen.path == "/reactions.add" and result.status_code == 200
     assert seen.body == {"channel": "C1", "timestamp": "2.0", "name": "eyes"}
     assert seen.header("Authorization") == f"Bearer {TOKEN}"
+
+
+def test_the_readme_config_example_loads_and_bad_mention_settings_are_named(tmp_path):
+    from app.webhooks.config_sync import ConfigError, load_config
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Mentions") :]
+    example = section[
+        section.index("```yaml") + 7 : section.index("```\n", section.index("```yaml"))
+    ]
+    (tmp_path / "casehook.yml").write_text(example)
+    (declared,) = load_config(tmp_path)
+    assert declared.settings["default_command"] == "summarise"
+    assert [c[1]["name"] for c in declared.commands] == ["analyze", "summarise"]
+    (tmp_path / "casehook.yml").write_text(example.replace("mention_users: [oncall-bot-owner]",
+                                                           "mention_users: oncall"))  # fmt: skip
+    with pytest.raises(ConfigError, match="mention_users must be a list"):
+        load_config(tmp_path)
