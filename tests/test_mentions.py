@@ -276,3 +276,18 @@ def test_the_readme_config_example_loads_and_bad_mention_settings_are_named(tmp_
                                                            "mention_users: oncall"))  # fmt: skip
     with pytest.raises(ConfigError, match="mention_users must be a list"):
         load_config(tmp_path)
+
+
+def test_other_commands_by_mention_only_for_members(app, mentioned, drain):
+    with app.app_context():
+        endpoint = db.session.get(Endpoint, mentioned.endpoint_id)
+        command_store.save_command(endpoint, {"name": "done", "trigger": "issue_comment.*",
+                                              "action": "close_case"})  # fmt: skip
+        db.session.commit()
+    mentioned.send("issue_comment", comment("@casehook done", association="NONE"))
+    assert drain() == 0
+    assert "done (mention by Codertocat): refused, not a project member" in outcome(app)
+    mentioned.send("issue_comment", comment("@casehook done"))
+    assert drain() == 0
+    assert outcome(app).startswith("done (mention by Codertocat): ")
+    assert runs(app) == []

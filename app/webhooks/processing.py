@@ -221,38 +221,35 @@ def _mentioned(
     author is trusted) acknowledged at once in the thread (a reaction or a short reply,
     posted by a ``replies.post`` task); other actions only for trusted authors."""
     command, who = addressed.command, addressed.context["author"] or "someone"
-    if command.action != "run_agent":
-        if not addressed.trusted:
-            return f"{command.name}: mention by {who} refused (not a project member)"
-        rendered = replace(
-            facts, title=render(command.title_template, subject, event_type) or facts.title
-        )
-        if command.action == "comment":
-            outcome = _comment(command, delivery, facts, target, event_type, subject)
-        elif command.action == "ignore":
-            outcome = "ignored"
-        else:
-            outcome = ACTIONS[command.action](rendered, delivery)[1]
-        return f"{command.name} (mention by {who}): {outcome}"
-    from app.agents.actions import run_agent_action
-    from app.replies.tasks import request_acknowledgement
-
-    if not addressed.trusted:
-        command = replace(command, requires_approval=True)
+    said = f"{command.name} (mention by {who})"
+    if command.action != "run_agent" and not addressed.trusted:
+        return f"{said}: refused, not a project member"
     rendered = replace(
         facts,
         title=render(command.title_template, subject, event_type) or facts.title,
         summary=render(command.timeline_template, subject, event_type) or facts.summary,
     )
+    if command.action == "comment":
+        return f"{said}: {_comment(command, delivery, facts, target, event_type, subject)}"
+    if command.action != "run_agent":
+        if command.action not in ACTIONS:  # ignore, and actions mentions do not take
+            return f"{said}: {command.action}, nothing done"
+        return f"{said}: {ACTIONS[command.action](rendered, delivery)[1]}"
+    from app.agents.actions import run_agent_action
+    from app.agents.service import get_agent
+    from app.replies.tasks import request_acknowledgement
+
+    if not addressed.trusted:
+        command = replace(command, requires_approval=True)
     outcome = run_agent_action(command, rendered, delivery, subject, event_type)
-    case = service.find_case(delivery.endpoint_id, facts.dedup_key)
+    if get_agent(command.agent) is None:  # nothing will run: nothing to acknowledge
+        return f"{said}: {outcome}"
     acknowledged = request_acknowledgement(
-        delivery.endpoint, target, case, approval=command.requires_approval,
-        actor=f"mention {command.name}", delivery_pk=delivery.id,
+        delivery.endpoint, target, service.find_case(delivery.endpoint_id, facts.dedup_key),
+        approval=command.requires_approval, actor=f"mention {command.name}",
+        delivery_pk=delivery.id,
     )  # fmt: skip
-    return f"{command.name} (mention by {who}): {outcome}" + (
-        "; acknowledged" if acknowledged else ""
-    )
+    return f"{said}: {outcome}" + ("; acknowledged" if acknowledged else "")
 
 
 def _comment(
