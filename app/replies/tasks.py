@@ -24,13 +24,16 @@ from app.tasks import RetryAfter, Task, TaskAttempt, TaskFailed, create_task, ta
 from app.webhooks import reply_settings
 from app.webhooks.models import Endpoint
 from app.webhooks.providers import get_provider
-from app.webhooks.providers.base import ReplyError, ReplyResult
+from app.webhooks.providers.base import ReplyError, ReplyResult, case_source
 
 POST = "replies.post"
 #: Seconds before each retry of a failed reply (so five attempts in all).
 RETRY = (10, 60, 300, 1800)
 #: The longest reply accepted (GitHub takes 65,536 characters, Slack 40,000).
 MAX_TEXT = 20_000
+#: Task priority of an acknowledgement (lower runs first): before the run it announces,
+#: whatever that command's priority, so that it lands within seconds.
+ACK_PRIORITY = -1000
 #: Characters of the reply kept in the ``case.replied`` event.
 TEXT_EXCERPT = 1000
 
@@ -52,10 +55,12 @@ def request_reply(
     actor: str | None = None,
     origin: str = "console",
     delivery_pk: str | None = None,
+    acknowledge: bool = False,
 ) -> Task:
     """Ask for ``text`` to be posted to ``target`` through ``endpoint``'s provider; the caller
-    commits. ``origin``: ``console``, ``api`` or ``command``; ``actor`` who asked (an email,
-    or ``command <name>``)."""
+    commits. ``origin``: ``console``, ``api``, ``command`` or ``mention``; ``actor`` who asked
+    (an email, or ``command <name>``). ``acknowledge``: a reaction on the triggering item
+    where the provider has them (``Provider.acknowledge``), ``text`` otherwise."""
     return create_task(
         POST,
         subject(case.id if case else None, endpoint.id),
@@ -67,10 +72,35 @@ def request_reply(
             "actor": actor,
             "origin": origin,
             "delivery_pk": delivery_pk,
+            **({"acknowledge": True} if acknowledge else {}),
         },
-        priority=30,
+        priority=ACK_PRIORITY if acknowledge else 30,
         dedup=False,
     )
+
+
+#: What an acknowledgement says where the provider has no reactions.
+ACK_TEXT = "Working on it…"
+ACK_APPROVAL_TEXT = "Noted: this waits for a project member to approve it."
+
+
+def request_acknowledgement(
+    endpoint: Endpoint,
+    target: Mapping[str, Any] | None,
+    case: Case | None,
+    *,
+    approval: bool = False,
+    actor: str | None = None,
+    delivery_pk: str | None = None,
+) -> Task | None:
+    """Acknowledge a mention at once (a 👀 reaction, or a short "working on it" reply), in
+    the caller's transaction; None when there is nothing to reply to or the endpoint has
+    no reply token (nothing would go through)."""
+    if not target or reply_settings.token_state(endpoint.settings) == "none":
+        return None
+    text = ACK_APPROVAL_TEXT if approval else ACK_TEXT
+    return request_reply(endpoint, target, text, case=case, actor=actor, origin="mention",
+                         delivery_pk=delivery_pk, acknowledge=True)  # fmt: skip
 
 
 def pending_replies(case: Case, limit: int = 10) -> list[Task]:
@@ -102,7 +132,14 @@ def post_reply(task: Task) -> dict:
     attempt, last = task.attempts, task.attempts >= task.max_attempts
     db.session.rollback()  # no transaction open while the provider answers
     try:
-        result = provider.reply(target, str(payload.get("text") or ""), settings)
+        result = provider.acknowledge(target, settings) if payload.get("acknowledge") else None
+        if result is not None:
+            payload["text"] = "👀 (a reaction on the comment)"
+        else:
+            text = str(payload.get("text") or "") + provider.reply_marker
+            # An acknowledgement in words must not also react (GitHub reacts to a TRIGGER).
+            where = case_source(target) or {} if payload.get("acknowledge") else target
+            result = provider.reply(where, text, settings)
     except ReplyError as exc:
         _note_attempt(task.id, attempt, exc.status_code)
         if exc.permanent or last:

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from app.extensions import db
-from app.webhooks import command_store, reply_settings
+from app.webhooks import command_store, mentions, reply_settings
 from app.webhooks.commands import CommandError, build_command
 from app.webhooks.models import CommandRecord, Delivery, Endpoint
 from app.webhooks.providers import PROVIDERS
@@ -142,7 +142,12 @@ def _endpoint(file: str, item: Any, problems: list[str]) -> DeclaredEndpoint | N
     settings = item.get("settings") or {}
     if not isinstance(settings, dict):
         problems.append(f"{where}: settings must be a mapping")
-    elif reply_settings.KEY in settings:
+        settings = {}
+    try:
+        mentions.check_settings(settings)
+    except mentions.MentionSettingsError as exc:
+        problems.append(f"{where}: settings.{exc}")
+    if reply_settings.KEY in settings:
         # Replies: the API URL, the token by env var (never in the file), provider options.
         try:
             reply = reply_settings.clean(

@@ -20,6 +20,7 @@ from app.cases import service
 from app.events.context import caused_by
 from app.extensions import db
 from app.logs import log
+from app.webhooks import mentions
 from app.webhooks.command_store import commands_for
 from app.webhooks.commands import Command, matching, render
 from app.webhooks.models import CommandRecord, Delivery, Endpoint
@@ -135,7 +136,11 @@ def _process_once(delivery_pk: str) -> str:
         outcomes.append(f"no provider module for {provider_name!r}")
     elif payload is not None:
         for event_type, subject in provider.split(delivery.event_type, payload, setup.settings):
-            outcomes.extend(_run_commands(provider, delivery, event_type, subject, setup.commands))
+            outcomes.extend(
+                _run_commands(
+                    provider, delivery, event_type, subject, setup.commands, setup.settings
+                )
+            )
     delivery.outcome = "; ".join(outcomes) or "nothing to process: the delivery carries no items"
     seconds = time.perf_counter() - started
     delivery.processing_ms = round(seconds * 1000, 3)
@@ -157,16 +162,36 @@ def _process_once(delivery_pk: str) -> str:
 
 
 def _run_commands(
-    provider: Provider, delivery: Delivery, event_type: str, subject: dict, commands: list
+    provider: Provider,
+    delivery: Delivery,
+    event_type: str,
+    subject: dict,
+    commands: list,
+    settings: dict | None = None,
 ) -> list[str]:
-    selected = matching(commands, event_type, subject)
+    # A comment addressing Casehook ("@casehook analyze ...") runs the command it names
+    # (app/webhooks/mentions.py); other events, and comments that do not, match as usual,
+    # minus the commands only a mention may start (agent runs).
+    mention = provider.mention(event_type, subject)
+    addressed, note = mentions.address(
+        mention, settings or {}, commands, event_type, subject, provider.reply_marker
+    )
+    if addressed is not None:
+        selected = [addressed.command]
+        subject = {**subject, "mention": addressed.context}
+    else:
+        usable = [c for c in commands if not mentions.needs_mention(c, mention)]
+        selected = matching(usable, event_type, subject)
     if not selected:
-        return ["no command matched; recorded only"]
+        return [note or "no command matched; recorded only"]
     facts = provider.case_facts(event_type, subject)
     target = provider.reply_target(event_type, subject)
     facts = replace(facts, source=case_source(target))
-    outcomes = []
+    outcomes = [note] if note else []
     for command in selected:
+        if addressed is not None:
+            outcomes.append(_mentioned(addressed, delivery, facts, target, event_type, subject))
+            continue
         if command.action == "ignore":
             outcomes.append(f"{command.name}: ignored")
             continue
@@ -194,6 +219,45 @@ def _run_commands(
         _case, outcome = ACTIONS[command.action](rendered, delivery)
         outcomes.append(f"{command.name}: {outcome}")
     return outcomes
+
+
+def _mentioned(
+    addressed: mentions.Addressed, delivery: Delivery, facts, target: dict | None,
+    event_type: str, subject: dict,
+) -> str:  # fmt: skip
+    """Run the command a mention addressed: an agent run (awaiting approval unless its
+    author is trusted) acknowledged at once in the thread (a reaction or a short reply,
+    posted by a ``replies.post`` task); other actions only for trusted authors."""
+    command, who = addressed.command, addressed.context["author"] or "someone"
+    said = f"{command.name} (mention by {who})"
+    if command.action != "run_agent" and not addressed.trusted:
+        return f"{said}: refused, not a project member"
+    rendered = replace(
+        facts,
+        title=render(command.title_template, subject, event_type) or facts.title,
+        summary=render(command.timeline_template, subject, event_type) or facts.summary,
+    )
+    if command.action == "comment":
+        return f"{said}: {_comment(command, delivery, facts, target, event_type, subject)}"
+    if command.action != "run_agent":
+        if command.action not in ACTIONS:  # ignore, and actions mentions do not take
+            return f"{said}: {command.action}, nothing done"
+        return f"{said}: {ACTIONS[command.action](rendered, delivery)[1]}"
+    from app.agents.actions import run_agent_action
+    from app.agents.service import get_agent
+    from app.replies.tasks import request_acknowledgement
+
+    if not addressed.trusted:
+        command = replace(command, requires_approval=True)
+    outcome = run_agent_action(command, rendered, delivery, subject, event_type)
+    if get_agent(command.agent) is None:  # nothing will run: nothing to acknowledge
+        return f"{said}: {outcome}"
+    acknowledged = request_acknowledgement(
+        delivery.endpoint, target, service.find_case(delivery.endpoint_id, facts.dedup_key),
+        approval=command.requires_approval, actor=f"mention {command.name}",
+        delivery_pk=delivery.id,
+    )  # fmt: skip
+    return f"{said}: {outcome}" + ("; acknowledged" if acknowledged else "")
 
 
 def _comment(

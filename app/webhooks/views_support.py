@@ -28,7 +28,7 @@ from sqlalchemy.orm import defer
 from app.extensions import db
 from app.inputs import page_number
 from app.templating import as_utc
-from app.webhooks import command_store, reply_settings
+from app.webhooks import command_store, mentions, reply_settings
 from app.webhooks.cli import create_endpoint, endpoint_url
 from app.webhooks.command_store import DryRunRow
 from app.webhooks.commands import Command, CommandError
@@ -171,6 +171,10 @@ def parse_settings(provider: str, value: Any, existing: Mapping[str, Any] | None
                 f"{key} must be one of {', '.join(allowed)}",
                 "settings",
             )
+    try:
+        mentions.check_settings(value)
+    except mentions.MentionSettingsError as exc:
+        raise ManageError(400, "invalid_settings", str(exc), "settings") from None
     if reply_settings.KEY in value:
         try:
             reply = reply_settings.clean(

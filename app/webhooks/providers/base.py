@@ -147,6 +147,24 @@ class ReplyError(Exception):
         self.retry_after, self.permanent = retry_after, permanent
 
 
+@dataclass(frozen=True)
+class Mention:
+    """A comment-like event's text and who wrote it, as the provider says (``Provider.mention``).
+
+    ``trusted``: the provider says the author belongs to the project (GitHub
+    ``author_association`` OWNER/MEMBER/COLLABORATOR, GitLab access level ≥ Developer);
+    ``is_bot``: a bot or an app wrote it (never triggers anything). ``addressed``: for
+    providers where the event itself addresses Casehook (Slack ``app_mention``), the text
+    after the address, where the command word comes first; None: look for the prefix.
+    """
+
+    text: str
+    author: str
+    trusted: bool = False
+    is_bot: bool = False
+    addressed: str | None = None
+
+
 #: Key of a reply target naming the item that triggered a command (e.g. the GitHub comment
 #: to react to); a case keeps its target without it (``case_source``).
 TRIGGER = "trigger"
@@ -190,6 +208,10 @@ class Provider:
     reply_options: ClassVar[dict[str, str]] = {}
     #: The allowed values of reply options that have a fixed set.
     reply_option_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: Appended to every reply Casehook posts where it stays invisible (an HTML comment in
+    #: Markdown), so that a reply quoting a mention never triggers one (no loops); "" when
+    #: the provider shows it (then its bot flag is what stops loops).
+    reply_marker: ClassVar[str] = ""
 
     def check_secret(self, secret: str) -> str | None:
         """Why ``secret`` (given by a person, stripped) cannot work for this provider (a
@@ -211,6 +233,18 @@ class Provider:
         """Post ``text`` (Markdown) to ``target`` through the provider's REST API; raise
         ``ReplyError`` when it does not go through."""
         raise ReplyError(f"{self.display_name or self.name} cannot be replied to", permanent=True)
+
+    def mention(self, event_type: str, payload: Any) -> Mention | None:
+        """The comment text and its author when this event is a comment people write in
+        (issue comment, note, chat mention), for commands addressed to Casehook
+        (``app.webhooks.mentions``); None for every other event. Default: None."""
+        return None
+
+    def acknowledge(self, target: Mapping[str, Any], settings: ReplySettings) -> ReplyResult | None:
+        """Put a reaction (👀) on the item that triggered a mention (``target[TRIGGER]``);
+        None when the provider has no reactions or the target names no item, so a short
+        text is posted instead. ``ReplyError`` as ``reply``."""
+        return None
 
     def verify(self, secret: str, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``VerificationError`` unless ``body`` was sent by someone holding ``secret``."""

@@ -14,6 +14,7 @@ from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     TRIGGER,
     CaseFacts,
+    Mention,
     Provider,
     ReplyError,
     ReplyResult,
@@ -43,6 +44,11 @@ CI_EVENTS = ("workflow_run", "workflow_job", "check_run")
 FAILED_CONCLUSIONS = ["failure", "timed_out"]
 #: GitHub REST API version replies ask for (``X-GitHub-Api-Version``).
 API_VERSION = "2022-11-28"
+#: Comment events people write in: where a mention of Casehook can be.
+COMMENT_EVENTS = ("issue_comment.created", "pull_request_review_comment.created")
+#: ``author_association`` values of people who belong to the repository (GitHub docs,
+#: "Webhook events and payloads": author_association).
+MEMBER_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
 #: Reactions GitHub accepts on a comment.
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 
@@ -63,6 +69,7 @@ class GitHub(Provider):
         f"({', '.join(REACTIONS)}; default eyes; none: no reaction)",
     }
     reply_option_choices = {"reaction": (*REACTIONS, "none")}
+    reply_marker = "\n\n<!-- casehook -->"
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         return {DELIVERY_HEADER: delivery, SIGNATURE_HEADER: sign(secret, body)}
@@ -141,6 +148,39 @@ class GitHub(Provider):
             target[TRIGGER] = {"comment_id": comment_id}
         return target
 
+    def mention(self, event_type: str, payload: Any) -> Mention | None:
+        """An issue, pull request or review comment: its ``body``, its author's login, trusted
+        for ``author_association`` OWNER/MEMBER/COLLABORATOR; a bot when the author or the
+        sender is of type ``Bot`` (GitHub Apps, Actions) or its login ends in ``[bot]``."""
+        if event_type not in COMMENT_EVENTS:
+            return None
+        payload = mapping(payload)
+        comment = mapping(payload.get("comment"))
+        user, sender = mapping(comment.get("user")), mapping(payload.get("sender"))
+        login = text_of(user.get("login")) or text_of(sender.get("login"))
+        association = text_of(comment.get("author_association")).upper()
+        return Mention(
+            text=text_of(comment.get("body")),
+            author=login,
+            trusted=association in MEMBER_ASSOCIATIONS,
+            is_bot="Bot" in (user.get("type"), sender.get("type")) or login.endswith("[bot]"),
+        )
+
+    def acknowledge(self, target: Mapping[str, Any], settings: ReplySettings) -> ReplyResult | None:
+        """The reply's ``reaction`` (default 👀) on the triggering comment (GitHub docs,
+        "REST API endpoints for reactions")."""
+        comment_id = mapping(target.get(TRIGGER)).get("comment_id")
+        reaction = str(settings.options.get("reaction") or "eyes")
+        owner, repo = target.get("owner"), target.get("repo")
+        if not (isinstance(comment_id, int) and isinstance(owner, str) and isinstance(repo, str)):
+            return None
+        if reaction not in REACTIONS:
+            return None
+        base = f"{settings.api_url}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
+        response = send("POST", f"{base}/issues/comments/{comment_id}/reactions",
+                        headers=_headers(settings), json={"content": reaction})  # fmt: skip
+        return ReplyResult(response.status_code, None, answer_excerpt(response))
+
     def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
         """GitHub docs, "REST API endpoints for issue comments": ``POST
         /repos/{owner}/{repo}/issues/{issue_number}/comments`` with ``{"body"}`` (pull
@@ -152,12 +192,7 @@ class GitHub(Provider):
         if not (isinstance(owner, str) and isinstance(repo, str) and isinstance(number, int)):
             raise ReplyError("the case names no GitHub issue or pull request", permanent=True)
         base = f"{settings.api_url}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
-        headers = {
-            **bearer(settings.token),
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": "Casehook",
-        }
+        headers = _headers(settings)
         comment_id = mapping(target.get(TRIGGER)).get("comment_id")
         reaction = str(settings.options.get("reaction") or "eyes")
         if isinstance(comment_id, int) and reaction in REACTIONS:
@@ -173,6 +208,15 @@ class GitHub(Provider):
         return ReplyResult(
             response.status_code, http_url(answer.get("html_url")), answer_excerpt(response)
         )
+
+
+def _headers(settings: ReplySettings) -> dict[str, str]:
+    return {
+        **bearer(settings.token),
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+        "User-Agent": "Casehook",
+    }
 
 
 def _summary(event_type: str, payload: dict, kind: str) -> str:

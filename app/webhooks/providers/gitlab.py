@@ -13,13 +13,16 @@ happened to an issue, merge request or note (``open``, ``close``, ``reopen``, ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
+    TRIGGER,
     CaseFacts,
+    Mention,
     Provider,
     ReplyError,
     ReplyResult,
@@ -60,6 +63,9 @@ ACTION_VERBS = {
     "unapproval": "unapproved",
     "create": "created",
 }
+#: GitLab docs, "Roles and permissions": access levels; Developer (30) and above belong to
+#: the project for mentions.
+MEMBER_ACCESS_LEVEL = 30
 
 
 class GitLab(Provider):
@@ -67,6 +73,7 @@ class GitLab(Provider):
     display_name = "GitLab"
     secret_hint = "the webhook's Secret token"
     default_api_url = "https://gitlab.com/api/v4"
+    reply_marker = "\n\n<!-- casehook -->"
 
     def sign_request(self, secret: str, body: bytes, delivery: str, now: int) -> dict[str, str]:
         # No HMAC: GitLab sends the secret token itself.
@@ -146,7 +153,48 @@ class GitLab(Provider):
         target: dict[str, Any] = {"project_id": project_id, "kind": f"{kind}s", "iid": iid}
         if url := http_url(subject.get("url")):
             target["url"] = url
+        note_id = attributes.get("id")
+        if event_type.startswith("note") and isinstance(note_id, int):
+            target[TRIGGER] = {"note_id": note_id}
         return target
+
+    def mention(self, event_type: str, payload: Any) -> Mention | None:
+        """A note (comment) being created: its ``note`` text and author (``user.username``),
+        trusted when the payload carries the author's access level (``user.access_level``
+        or ``object_attributes.author.access_level``, as some GitLab versions and relays
+        do) of Developer or above; a bot for ``user.bot`` or GitLab's bot users (project
+        and group access tokens: ``project_<id>_bot…``, ``group_<id>_bot…``)."""
+        if event_type not in ("note", "note.create"):
+            return None
+        payload = mapping(payload)
+        attributes = mapping(payload.get("object_attributes"))
+        user = mapping(payload.get("user"))
+        username = text_of(user.get("username"))
+        level = user.get("access_level", mapping(attributes.get("author")).get("access_level"))
+        if isinstance(level, Mapping):
+            level = level.get("integer_value")
+        trusted = isinstance(level, int) and not isinstance(level, bool)
+        return Mention(
+            text=text_of(attributes.get("note")),
+            author=username,
+            trusted=trusted and level >= MEMBER_ACCESS_LEVEL,
+            is_bot=user.get("bot") is True or _bot_name(username),
+        )
+
+    def acknowledge(self, target: Mapping[str, Any], settings: ReplySettings) -> ReplyResult | None:
+        """GitLab docs, "Emoji reactions API": ``POST
+        /projects/:id/<issues|merge_requests>/:iid/notes/:note_id/award_emoji`` with
+        ``{"name": "eyes"}``."""
+        note_id = mapping(target.get(TRIGGER)).get("note_id")
+        kind, iid = target.get("kind"), target.get("iid")
+        project = str(target.get("project_id") or "")
+        if not (isinstance(note_id, int) and kind in ("issues", "merge_requests") and project):
+            return None
+        url = (f"{settings.api_url}/projects/{quote(project, safe='')}/{kind}/{iid}/notes/"
+               f"{note_id}/award_emoji")  # fmt: skip
+        response = send("POST", url, headers={"PRIVATE-TOKEN": settings.token},
+                        json={"name": "eyes"})  # fmt: skip
+        return ReplyResult(response.status_code, None, answer_excerpt(response))
 
     def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
         """GitLab docs, "Notes API": ``POST /projects/:id/issues/:issue_iid/notes`` (or
@@ -174,6 +222,10 @@ def _kind_from_header(headers: Mapping[str, str]) -> str:
     event = header(headers, EVENT_HEADER).lower().removesuffix(" hook")
     event = event.removeprefix("confidential ").replace(" ", "_")
     return event or "unknown"
+
+
+def _bot_name(username: str) -> bool:
+    return re.match(r"^(project|group)_\d+_bot(_|$)", username) is not None
 
 
 def _who(payload: dict) -> str:

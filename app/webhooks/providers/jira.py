@@ -15,11 +15,12 @@ import base64
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     CaseFacts,
+    Mention,
     Provider,
     ReplyError,
     ReplyResult,
@@ -144,6 +145,26 @@ class Jira(Provider):
             target["url"] = f"{match['base']}/browse/{key}"
         return target
 
+    def mention(self, event_type: str, payload: Any) -> Mention | None:
+        """A comment created: its ``body`` (plain text on API v2, the text of an Atlassian
+        Document Format document on v3) and its author's user name (``name`` on Server and
+        Data Center, the ``username`` in the author's REST URL, ``accountId`` on Cloud).
+        Jira payloads say nothing of roles: only the endpoint's ``mention_users`` are
+        trusted. A bot when the author's ``accountType`` is ``app``."""
+        if event_type != "comment_created":
+            return None
+        comment = mapping(mapping(payload).get("comment"))
+        author = mapping(comment.get("author"))
+        username = _USERNAME.search(text_of(author.get("self")))
+        body = comment.get("body")
+        return Mention(
+            text=_adf_text(body) if isinstance(body, Mapping) else text_of(body),
+            author=text_of(author.get("name"))
+            or (unquote(username[1]) if username else "")
+            or text_of(author.get("accountId")),
+            is_bot=text_of(author.get("accountType")) == "app",
+        )
+
     def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
         """Jira REST API, "Add comment": ``POST /rest/api/2/issue/{key}/comment`` with
         ``{"body": "<text>"}``; version 3 takes the body as an Atlassian Document Format
@@ -175,6 +196,22 @@ class Jira(Provider):
         if link and comment_id:
             link = f"{link}?focusedCommentId={comment_id}"
         return ReplyResult(response.status_code, link, answer_excerpt(response))
+
+
+_USERNAME = re.compile(r"[?&]username=([^&#]+)")
+
+
+def _adf_text(node: Any) -> str:
+    """The text of an Atlassian Document Format node: text nodes joined, a line per block."""
+    if not isinstance(node, Mapping):
+        return ""
+    if node.get("type") == "text":
+        return node["text"] if isinstance(node.get("text"), str) else ""
+    if node.get("type") == "hardBreak":
+        return "\n"
+    content = node.get("content") if isinstance(node.get("content"), list) else []
+    inner = "".join(_adf_text(child) for child in content)
+    return inner + "\n" if node.get("type") in ("paragraph", "heading") else inner
 
 
 def adf_document(text: str) -> dict:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -41,7 +42,9 @@ from app.text import storable
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     MAX_DELIVERY_ID,
+    TRIGGER,
     CaseFacts,
+    Mention,
     PayloadError,
     Provider,
     ReplyError,
@@ -72,6 +75,9 @@ MISSING_HINT = (
 #: Body types that carry no ``event_id``; their delivery id is derived from the request.
 UNIDENTIFIED_TYPES = ("url_verification", "app_rate_limited")
 DONE_REACTIONS = ["white_check_mark", "heavy_check_mark"]
+#: The app's address at the start of an ``app_mention`` text: ``<@U0LAN0Z89>`` (Slack docs,
+#: "Formatting text": mentioning users).
+_ADDRESS = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*")
 TITLE_EXCERPT = 80
 SUMMARY_EXCERPT = 280
 
@@ -198,7 +204,51 @@ class Slack(Provider):
         if not channel or not thread:
             return None
         team = text_of(payload.get("team_id")) or text_of(event.get("team"))
-        return {"team": team, "channel": channel, "thread_ts": thread}
+        target: dict[str, Any] = {"team": team, "channel": channel, "thread_ts": thread}
+        if event_type == "app_mention" and text_of(event.get("ts")):
+            target[TRIGGER] = {"ts": text_of(event.get("ts"))}
+        return target
+
+    def mention(self, event_type: str, payload: Any) -> Mention | None:
+        """An ``app_mention``: the message addresses the app by its leading ``<@U…>``, so
+        the command word is what follows it (``addressed``); the author is ``event.user``.
+        Slack events say nothing of roles: only the endpoint's ``mention_users`` (user ids)
+        are trusted. A bot when the event has a ``bot_id`` or the ``bot_message`` subtype
+        (Casehook's own replies are posted with a bot token, so they carry one)."""
+        if event_type != "app_mention":
+            return None
+        event = mapping(mapping(payload).get("event"))
+        text = text_of(event.get("text"))
+        address = _ADDRESS.search(text)
+        return Mention(
+            text=text,
+            author=text_of(event.get("user")),
+            is_bot=bool(event.get("bot_id")) or event.get("subtype") == "bot_message",
+            addressed=text[address.end() :] if address else None,
+        )
+
+    def acknowledge(self, target: Mapping[str, Any], settings: ReplySettings) -> ReplyResult | None:
+        """Slack docs, "reactions.add": ``{"channel", "timestamp", "name": "eyes"}`` on the
+        message that mentioned the app; ``already_reacted`` counts as done."""
+        ts, channel = mapping(target.get(TRIGGER)).get("ts"), target.get("channel")
+        if not isinstance(ts, str) or not isinstance(channel, str):
+            return None
+        response = send(
+            "POST",
+            f"{settings.api_url}/reactions.add",
+            headers={**bearer(settings.token), "Content-Type": "application/json; charset=utf-8"},
+            json={"channel": channel, "timestamp": ts, "name": "eyes"},
+            ok=(200,),
+        )
+        answer = answer_json(response)
+        error = text_of(answer.get("error"))
+        if answer.get("ok") is not True and error != "already_reacted":
+            raise ReplyError(
+                f"reactions.add answered ok: false ({error or 'no ok in the answer'})",
+                status_code=response.status_code,
+                permanent=error in PERMANENT_ERRORS,
+            )
+        return ReplyResult(response.status_code, None, answer_excerpt(response))
 
     def reply(self, target: Mapping[str, Any], text: str, settings: ReplySettings) -> ReplyResult:
         """Slack docs, "chat.postMessage": ``POST /api/chat.postMessage`` with a bot token
