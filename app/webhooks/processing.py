@@ -239,6 +239,10 @@ def _mentioned(
     )
     if command.action == "comment":
         return f"{said}: {_comment(command, delivery, facts, target, event_type, subject)}"
+    if command.action == "forward":
+        from app.outbound.service import forward_delivery
+
+        return f"{said}: {forward_delivery(delivery, command.extra.get('subscription', ''))}"
     if command.action != "run_agent":
         if command.action not in ACTIONS:  # ignore, and actions mentions do not take
             return f"{said}: {command.action}, nothing done"
