@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from sqlalchemy import case as when
-from sqlalchemy import func, union_all
+from sqlalchemy import func, or_, union_all
 from sqlalchemy.orm import selectinload
 
 from app import clock
@@ -235,6 +235,19 @@ def case_summary(filters: CaseFilters | None = None, now: datetime | None = None
         "oldest_open_age_seconds": age,
         "total": sum(by_status.values()),
     }
+
+
+def deliveries_of(case: Case):
+    """A select of the deliveries behind ``case``: those it was opened or last updated by
+    (``Delivery.case_id``) and any other that wrote one of its events. One Alertmanager
+    delivery carries several alerts, each its own case, and names only one of them."""
+    from app.events.models import CaseEvent
+    from app.webhooks.models import Delivery
+
+    via_events = db.select(CaseEvent.delivery_pk).where(
+        CaseEvent.case_id == case.id, CaseEvent.delivery_pk.is_not(None)
+    )
+    return db.select(Delivery).where(or_(Delivery.case_id == case.id, Delivery.id.in_(via_events)))
 
 
 def providers_in_use() -> list[str]:

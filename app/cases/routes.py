@@ -20,6 +20,7 @@ from app.cases.queries import (
     CaseFilters,
     assignable_users,
     assignee_choices,
+    deliveries_of,
     endpoint_choices,
     providers_in_use,
     table_page,
@@ -105,8 +106,7 @@ def show(case_id: int):
     """The case page: header, actions, the timeline of case events, and the deliveries."""
     case = _case_with_timeline(case_id)
     deliveries = db.session.scalars(
-        db.select(Delivery)
-        .where(Delivery.case_id == case.id)
+        deliveries_of(case)
         .order_by(Delivery.received_at)
         .options(defer(Delivery.body), defer(Delivery.headers))
     ).all()

@@ -34,6 +34,7 @@ def case_context(case: Case) -> dict:
     caused none). ``branches`` and ``handoffs`` are ``[]`` (``active_branch_id`` the case's)
     unless a registered feature gives them.
     """
+    from app.cases.queries import deliveries_of
     from app.templating import as_utc
     from app.webhooks.models import Delivery
 
@@ -48,11 +49,7 @@ def case_context(case: Case) -> dict:
     for event in events:
         if event.delivery_pk and event.delivery_pk not in summaries:
             summaries[event.delivery_pk] = (event.payload or {}).get("summary")
-    deliveries = db.session.scalars(
-        db.select(Delivery)
-        .where(Delivery.case_id == case.id)
-        .order_by(Delivery.received_at, Delivery.id)
-    )
+    deliveries = db.session.scalars(deliveries_of(case).order_by(Delivery.received_at, Delivery.id))
     context: dict = {
         "case": case.to_dict(),
         "events": [event.to_dict() for event in events],

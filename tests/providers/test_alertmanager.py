@@ -420,3 +420,15 @@ def test_source_url_prefers_the_generator_url_and_refuses_other_schemes():
     assert provider.case_facts("alert.firing", alert).source_url == alert["generatorURL"]
     alert["generatorURL"] = "javascript:alert(1)"
     assert provider.case_facts("alert.firing", alert).source_url == "http://am"
+
+
+def test_a_delivery_with_two_alerts_shows_on_both_cases(app, alertmanager, drain, client):
+    assert alertmanager.send(FIRING.read_bytes()).status_code == 202
+    assert drain() == 0
+    [delivery] = stored_deliveries(app)
+    with app.app_context():
+        case_ids = db.session.scalars(db.select(Case.id).order_by(Case.id)).all()
+    assert len(case_ids) == 2
+    for case_id in case_ids:  # delivery.case_id names only one of them
+        page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+        assert 'Deliveries <span class="count">1</span>' in page, case_id
