@@ -425,7 +425,7 @@ def test_source_url_prefers_the_generator_url_and_refuses_other_schemes():
 def test_a_delivery_with_two_alerts_shows_on_both_cases(app, alertmanager, drain, client):
     assert alertmanager.send(FIRING.read_bytes()).status_code == 202
     assert drain() == 0
-    [delivery] = stored_deliveries(app)
+    assert len(stored_deliveries(app)) == 1
     with app.app_context():
         case_ids = db.session.scalars(db.select(Case.id).order_by(Case.id)).all()
     assert len(case_ids) == 2
