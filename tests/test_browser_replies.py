@@ -53,7 +53,8 @@ def test_reply_to_the_source_from_the_case_page(app, live_server, browser_page, 
 
         (seen,) = api.requests
         assert seen.path == "/repos/Codertocat/Hello-World/issues/1/comments"
-        assert seen.body == {"body": "Thanks, **looking into it**."}
+        # The reply, then Casehook's hidden no-loop marker (mentions never answer it).
+        assert seen.body == {"body": "Thanks, **looking into it**.\n\n<!-- casehook -->"}
         assert seen.header("Authorization") == "Bearer ghp_browser_token"
     finally:
         api.close()

@@ -267,7 +267,7 @@ def test_command_form_validates_inline_with_the_template_line(app, client, githu
     # What was typed is kept.
     assert "ok\n{{ issue.title }</textarea>" in page
     later = client.post(f"{base}/commands", data={**COMMAND, "action": "forward"}, headers=HX)
-    assert later.status_code == 422 and "is not available yet" in text(later)
+    assert later.status_code == 422 and "forward needs the id of a subscription" in text(later)
     agentless = client.post(f"{base}/commands", data={**COMMAND, "action": "run_agent"}, headers=HX)
     assert agentless.status_code == 422 and "name the agent to run" in text(agentless)
     regex = {**COMMAND, "conditions-1-op": "matches", "conditions-1-value": "(unclosed"}
