@@ -90,7 +90,9 @@ class CaseFacts:
 
 
 def _storable_or_none(value: Any, limit: int | None, *, distinct: bool = False) -> str | None:
-    return None if value is None else storable(str(value), limit, distinct=distinct)
+    # Nothing left once cleaned (a key that was only NULs) is no value: an empty dedup key
+    # would be one key that every such delivery shares, and find_case treats it as none.
+    return (storable(str(value), limit, distinct=distinct) or None) if value is not None else None
 
 
 @dataclass(frozen=True)
