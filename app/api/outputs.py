@@ -20,6 +20,9 @@ Errors are ``{"error", "detail"}``; engineers write, viewers read.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import abort, jsonify, request
 from flask_login import current_user
 
@@ -95,20 +98,13 @@ def update_output(case_id: int, output_id: int):
             description='send {"content": "..."} to edit or {"status": "approved"|'
             '"rejected"} to decide',
         )
-    try:
+    with _committed():
         if "content" in body:
             if not isinstance(body["content"], str):
                 raise service.OutputInputError("content must be a string of Markdown")
             service.edit_output(output, body["content"], actor=current_user)
         if "status" in body:
             service.set_status(output, body["status"], actor=current_user)
-        db.session.commit()
-    except CaseInputError as exc:
-        db.session.rollback()
-        abort(400, description=str(exc))
-    except OutputConflict as exc:
-        db.session.rollback()
-        abort(409, description=str(exc))
     return jsonify(output.to_dict())
 
 
@@ -131,15 +127,8 @@ def regenerate_output(case_id: int, output_id: int):
 def push_output(case_id: int, output_id: int):
     output = _output(case_id, output_id)
     body = json_body('send {"target": "source" | "subscription:<id>"}')
-    try:
+    with _committed():
         detail = service.push_output(output, body.get("target"), actor=current_user)
-        db.session.commit()
-    except CaseInputError as exc:
-        db.session.rollback()
-        abort(400, description=str(exc))
-    except OutputConflict as exc:
-        db.session.rollback()
-        abort(409, description=str(exc))
     return jsonify({"output": output.to_dict(), "detail": detail}), 202
 
 
@@ -150,6 +139,21 @@ def download_output(case_id: int, output_id: int):
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _committed() -> Iterator[None]:
+    """Commit what the block changed; a refusal rolls it back and answers 400
+    (``CaseInputError``: what was sent) or 409 (``OutputConflict``: the output's state)."""
+    try:
+        yield
+        db.session.commit()
+    except CaseInputError as exc:
+        db.session.rollback()
+        abort(400, description=str(exc))
+    except OutputConflict as exc:
+        db.session.rollback()
+        abort(409, description=str(exc))
 
 
 def _output(case_id: int, output_id: int) -> ResolutionOutput:
