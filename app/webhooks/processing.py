@@ -192,33 +192,39 @@ def _run_commands(
         if addressed is not None:
             outcomes.append(_mentioned(addressed, delivery, facts, target, event_type, subject))
             continue
-        if command.action == "ignore":
-            outcomes.append(f"{command.name}: ignored")
-            continue
-        if command.action == "comment":
-            outcome = _comment(command, delivery, facts, target, event_type, subject)
-            outcomes.append(f"{command.name}: {outcome}")
-            continue
-        if command.action == "forward":
-            from app.outbound.service import forward_delivery
-
-            outcome = forward_delivery(delivery, command.extra.get("subscription", ""))
-            outcomes.append(f"{command.name}: {outcome}")
-            continue
-        rendered = replace(
-            facts,
-            title=render(command.title_template, subject, event_type) or facts.title,
-            summary=render(command.timeline_template, subject, event_type) or facts.summary,
+        outcomes.append(
+            f"{command.name}: {_act(command, delivery, facts, target, event_type, subject)}"
         )
-        if command.action == "run_agent":
-            from app.agents.actions import run_agent_action
-
-            outcome = run_agent_action(command, rendered, delivery, subject, event_type)
-            outcomes.append(f"{command.name}: {outcome}")
-            continue
-        _case, outcome = ACTIONS[command.action](rendered, delivery)
-        outcomes.append(f"{command.name}: {outcome}")
     return outcomes
+
+
+def _act(
+    command, delivery: Delivery, facts, target: dict | None, event_type: str, subject: dict
+) -> str:
+    """Run one command's action on the delivery; a sentence for the deliveries log."""
+    if command.action == "ignore":
+        return "ignored"
+    if command.action == "comment":
+        return _comment(command, delivery, facts, target, event_type, subject)
+    if command.action == "forward":
+        from app.outbound.service import forward_delivery
+
+        return forward_delivery(delivery, command.extra.get("subscription", ""))
+    rendered = _rendered(command, facts, subject, event_type)
+    if command.action == "run_agent":
+        from app.agents.actions import run_agent_action
+
+        return run_agent_action(command, rendered, delivery, subject, event_type)
+    return ACTIONS[command.action](rendered, delivery)[1]
+
+
+def _rendered(command, facts, subject: dict, event_type: str):
+    """The case facts with the command's title and timeline templates applied."""
+    return replace(
+        facts,
+        title=render(command.title_template, subject, event_type) or facts.title,
+        summary=render(command.timeline_template, subject, event_type) or facts.summary,
+    )
 
 
 def _mentioned(
@@ -232,21 +238,11 @@ def _mentioned(
     said = f"{command.name} (mention by {who})"
     if command.action != "run_agent" and not addressed.trusted:
         return f"{said}: refused, not a project member"
-    rendered = replace(
-        facts,
-        title=render(command.title_template, subject, event_type) or facts.title,
-        summary=render(command.timeline_template, subject, event_type) or facts.summary,
-    )
-    if command.action == "comment":
-        return f"{said}: {_comment(command, delivery, facts, target, event_type, subject)}"
-    if command.action == "forward":
-        from app.outbound.service import forward_delivery
-
-        return f"{said}: {forward_delivery(delivery, command.extra.get('subscription', ''))}"
+    if command.action == "ignore":
+        return f"{said}: ignore, nothing done"
     if command.action != "run_agent":
-        if command.action not in ACTIONS:  # ignore, and actions mentions do not take
-            return f"{said}: {command.action}, nothing done"
-        return f"{said}: {ACTIONS[command.action](rendered, delivery)[1]}"
+        return f"{said}: {_act(command, delivery, facts, target, event_type, subject)}"
+    rendered = _rendered(command, facts, subject, event_type)
     from app.agents.actions import run_agent_action
     from app.agents.service import get_agent
     from app.replies.tasks import request_acknowledgement
