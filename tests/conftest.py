@@ -278,3 +278,18 @@ def drain(app):
             return queue.failed_job_registry.count
 
     return run
+
+
+def case_event_payloads(app, case_id: int, type_: str) -> list[dict]:
+    """The payloads of ``case_id``'s case events of ``type_``, oldest first."""
+    from app.events.models import CaseEvent
+
+    with app.app_context():
+        return [
+            e.payload
+            for e in db.session.scalars(
+                db.select(CaseEvent)
+                .where(CaseEvent.case_id == case_id, CaseEvent.type == type_)
+                .order_by(CaseEvent.seq)
+            )
+        ]

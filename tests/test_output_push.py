@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from app.cases.models import Case
-from app.events.models import CaseEvent
 from app.extensions import db
 from app.outputs import service as outputs
 from app.outputs.models import ResolutionOutput
 from app.tasks import run_due
+from tests.conftest import case_event_payloads
 from tests.outbound_support import Receiver
 from tests.replies_support import FakeAPI
 from tests.test_outbound import subscribe
@@ -48,15 +48,7 @@ def resolved(app, github, api, drain):
 
 
 def _pushed_events(app, case_id: int) -> list[dict]:
-    with app.app_context():
-        return [
-            e.payload
-            for e in db.session.scalars(
-                db.select(CaseEvent).where(
-                    CaseEvent.case_id == case_id, CaseEvent.type == "output.pushed"
-                )
-            )
-        ]
+    return case_event_payloads(app, case_id, "output.pushed")
 
 
 def test_push_to_the_source_posts_the_document_as_a_comment(app, client, api, resolved):

@@ -22,7 +22,7 @@ from app.webhooks import command_store
 from app.webhooks.models import Endpoint
 from app.webhooks.providers import PROVIDERS, get_provider
 from app.webhooks.providers.base import ReplyError, ReplySettings
-from tests.conftest import BOTH_DATABASES, fixture_payload
+from tests.conftest import BOTH_DATABASES, case_event_payloads, fixture_payload
 from tests.replies_support import FakeAPI
 
 TOKEN = "tok-0123456789abcdef"
@@ -236,15 +236,7 @@ def _queue_reply(app, case_id: int, text: str = "We are on it") -> str:
 
 
 def _replied(app, case_id: int) -> list[dict]:
-    with app.app_context():
-        return [
-            e.payload
-            for e in db.session.scalars(
-                db.select(CaseEvent).where(
-                    CaseEvent.case_id == case_id, CaseEvent.type == "case.replied"
-                )
-            )
-        ]
+    return case_event_payloads(app, case_id, "case.replied")
 
 
 def _attempts(app, task_id: str) -> list[tuple[str, int | None]]:
