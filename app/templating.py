@@ -27,7 +27,10 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def relative_time(moment: datetime | None, now: datetime | None = None) -> Markup:
-    """``<time>`` showing "5 min ago", with the exact UTC time on hover (title)."""
+    """``<time>`` showing "5 min ago", with the exact UTC time on hover (title).
+
+    ``data-relative``: static/console.js keeps the text ticking in the browser (same wording)
+    and adds the reader's local time to the hover."""
     if moment is None:
         return Markup("—")
     moment = as_utc(moment)
@@ -41,7 +44,9 @@ def relative_time(moment: datetime | None, now: datetime | None = None) -> Marku
     else:
         text = f"{round(seconds / 86400)} d ago"
     exact = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return Markup(f'<time datetime="{moment.isoformat()}" title="{exact}">{escape(text)}</time>')
+    return Markup(
+        f'<time datetime="{moment.isoformat()}" title="{exact}" data-relative>{escape(text)}</time>'
+    )
 
 
 def register_filters(app: Flask) -> None:

@@ -43,6 +43,10 @@ class PasswordForm(FlaskForm):
     )
 
 
+class NotificationsForm(FlaskForm):
+    desktop = BooleanField("Desktop notifications for new critical or escalated cases")
+
+
 class TokenForm(FlaskForm):
     name = StringField(
         "Name",

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -40,6 +40,9 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     last_login_at: Mapped[datetime | None]
+    #: Desktop notifications of new critical or escalated cases on the case table (the
+    #: browser asks its own permission when the user turns this on at /account).
+    notify_desktop: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="ApiToken.id.desc()"

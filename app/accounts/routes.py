@@ -16,7 +16,7 @@ from flask_login import current_user, login_user, logout_user
 
 from app.accounts import bp, service, throttle
 from app.accounts.auth import public, require_role, safe_next
-from app.accounts.forms import LoginForm, PasswordForm, TokenForm, UserForm
+from app.accounts.forms import LoginForm, NotificationsForm, PasswordForm, TokenForm, UserForm
 from app.accounts.models import ROLES, ApiToken, User
 from app.extensions import db
 from app.templating import page_or_fragment
@@ -92,7 +92,30 @@ def account():
             return redirect(url_for("accounts.account"))
     if form.errors:
         status = 422
-    return render_template("accounts/account.html", form=form), status
+    return _account_page(form=form), status
+
+
+def _account_page(**forms: Any) -> str:
+    forms.setdefault("form", PasswordForm(formdata=None))
+    forms.setdefault("notify_form", NotificationsForm(desktop=_me().notify_desktop, formdata=None))
+    return render_template("accounts/account.html", **forms)
+
+
+@bp.post("/account/notifications")
+@require_role("viewer")
+def notifications():
+    """Turn desktop notifications on or off (field ``desktop``; the browser's own permission
+    is asked by static/console.js when the box is ticked)."""
+    form = NotificationsForm()
+    if not form.validate_on_submit():
+        return _account_page(notify_form=form), 422
+    service.set_desktop_notifications(_me(), form.desktop.data)
+    flash(
+        "Desktop notifications are on for this account."
+        if form.desktop.data
+        else "Desktop notifications are off."
+    )
+    return redirect(url_for("accounts.account"), code=303)
 
 
 def _tokens(form: TokenForm | None = None, new_token: str | None = None, status: int = 200):

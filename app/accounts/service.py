@@ -253,3 +253,10 @@ def create_case_token(case_id: int, *, ttl_seconds: float, name: str) -> str:
     )
     db.session.flush()
     return clear
+
+
+def set_desktop_notifications(user: User, on: bool) -> None:
+    """Turn ``user``'s desktop notifications (the case table, see static/console.js) on or
+    off."""
+    user.notify_desktop = bool(on)
+    db.session.commit()

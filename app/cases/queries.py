@@ -297,3 +297,26 @@ def table_version() -> str:
     latest_id = db.session.scalar(db.select(func.max(Case.id)))
     latest = db.session.scalar(db.select(func.max(Case.updated_at)))
     return f"{latest_id or 0}-{latest.timestamp() if latest else 0}"
+
+
+def case_version(case_id: int) -> str | None:
+    """Changes whenever anything the case page shows changes; None when there is no case.
+
+    Every change to a case writes a case event (the timeline, the branch map, handoffs,
+    outputs: their services record one) or moves ``updated_at`` (a delivery also counts in
+    ``delivery_count``). Events' ``seq`` is commit order (app/events/clock.py), so the highest
+    one moves with each commit, where a ULID committed late could hide behind a newer one.
+    One statement: a primary-key lookup and the end of ``ix_case_events_case_seq``.
+    """
+    from app.events.models import CaseEvent
+
+    latest_seq = (
+        db.select(func.max(CaseEvent.seq)).where(CaseEvent.case_id == Case.id).scalar_subquery()
+    )
+    row = db.session.execute(
+        db.select(Case.updated_at, Case.delivery_count, latest_seq).where(Case.id == case_id)
+    ).first()
+    if row is None:
+        return None
+    updated_at, deliveries, seq = row
+    return f"{seq or 0}-{deliveries}-{updated_at.timestamp() if updated_at else 0}"

@@ -20,6 +20,7 @@ from app.cases.queries import (
     CaseFilters,
     assignable_users,
     assignee_choices,
+    case_version,
     deliveries_of,
     endpoint_choices,
     providers_in_use,
@@ -103,19 +104,38 @@ def index():
 @bp.get("/cases/<int:case_id>")
 @require_role("viewer")
 def show(case_id: int):
-    """The case page: header, actions, the timeline of case events, and the deliveries."""
-    case = _case_with_timeline(case_id)
-    deliveries = db.session.scalars(
-        deliveries_of(case)
-        .order_by(Delivery.received_at)
-        .options(defer(Delivery.body), defer(Delivery.headers))
-    ).all()
-    return render_template(
-        "cases/show.html",
-        deliveries=deliveries,
-        **_actions_context(case),
-        **panel_context(case),
-    )
+    """The case page: header, actions, each feature's panel, the timeline and the deliveries.
+
+    Live by versioned polling, like the table: the page asks every ``POLL_SECONDS`` with the
+    version it shows (``since``, htmx); unchanged → ``204`` after one cheap statement
+    (``case_version``), else the page's content without the layout, from which
+    static/console.js swaps the regions that changed and nobody is typing in.
+    """
+    version = case_version(case_id)
+    if version is None:
+        abort(404, description=f"there is no case {case_id}")
+    if request.htmx and request.args.get("since") == version:
+        response = current_app.response_class(status=204)
+    else:
+        case = _case_with_timeline(case_id)
+        deliveries = db.session.scalars(
+            deliveries_of(case)
+            .order_by(Delivery.received_at)
+            .options(defer(Delivery.body), defer(Delivery.headers))
+        ).all()
+        response = current_app.make_response(
+            render_template(
+                "cases/show.html",
+                deliveries=deliveries,
+                live_version=version,
+                live_fragment=bool(request.htmx),
+                poll_seconds=current_app.config["POLL_SECONDS"],
+                **_actions_context(case),
+                **panel_context(case),
+            )
+        )
+    response.vary.add("HX-Request")
+    return response
 
 
 def _case_with_timeline(case_id: int) -> Case:

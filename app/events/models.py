@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -27,6 +27,8 @@ class CaseEvent(db.Model):
     """
 
     __tablename__ = "case_events"
+    #: The case page's "anything new?" check reads the case's highest seq at the end of it.
+    __table_args__ = (Index("ix_case_events_case_seq", "case_id", "seq"),)
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
