@@ -310,10 +310,11 @@
     var hidden = document.visibilityState === "hidden";
     var now = Date.now();
     var first = tableSeen === null;
+    var seen = tableSeen; // rows come in any order: compare each with the previous render
     tableRows(table).forEach(function (row) {
       var id = parseInt(row.dataset.caseId, 10);
       var status = rowStatus(row);
-      if (!first && id > tableSeen) {
+      if (!first && id > seen) {
         newSince[id] = hidden ? Infinity : now; // marked until the tab has been seen a while
         if (hidden) {
           hiddenCount += 1;
