@@ -68,11 +68,19 @@ def test_case_page_follows_deliveries_and_another_engineer_keeping_what_is_typed
     tags.fill("db, typed-not-sent")
     page.evaluate("window.annField = document.querySelector('#case-actions input[name=tags]')")
 
+    # She opens the raw delivery below the deliveries table.
+    page.locator("#case-deliveries tbody a").first.click()
+    expect(page.locator("#delivery-view")).not_to_be_empty()
+    raw = page.locator("#delivery-view").inner_text()
+    tags.focus()
+
     # A delivery arrives (the real route, a real worker): the page follows by itself.
     _post_fixture(live_server, github, "issues.edited")
     assert drain() == 0
     expect(page.locator("#case-deliveries .count")).to_have_text("2", timeout=10_000)
+    expect(page.locator("#case-deliveries tbody tr")).to_have_count(2)
     expect(page.locator("#timeline")).to_contain_text("case.updated")
+    assert page.locator("#delivery-view").inner_text() == raw  # kept across the swap
 
     # Bob acknowledges from his own browser.
     other = _second_browser_page(page)
