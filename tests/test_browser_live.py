@@ -19,6 +19,7 @@ from app.accounts.models import User
 from app.cases.models import Case
 from app.extensions import db
 from tests import test_browser
+from tests.conftest import BOTH_DATABASES
 from tests.test_browser import REPORT_BLOCKED, _post_fixture, _sign_in
 from tests.test_case_actions import make_case
 
@@ -50,6 +51,7 @@ def _second_browser_page(page):
     return other
 
 
+@BOTH_DATABASES
 def test_case_page_follows_deliveries_and_another_engineer_keeping_what_is_typed(
     app, live_server, browser_page, github, drain, make_user
 ):
