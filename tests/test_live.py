@@ -48,8 +48,10 @@ def test_poll_answers_204_until_something_changes_then_the_content(app, client, 
     assert poll.status_code == 204
     assert poll.get_data() == b""
     assert "HX-Request" in poll.headers["Vary"]
-    # Without htmx the same URL is the page (a bookmarked ?since= is no dead end).
-    assert client.get(f"/cases/{case_id}?since={version}").status_code == 200
+    # Without htmx the same URL is the page (a bookmarked ?since= is no dead end), and so
+    # is an htmx request that is not the poll (one redirected here after an action).
+    assert "<html" in client.get(f"/cases/{case_id}?since={version}").get_data(as_text=True)
+    assert "<html" in client.get(f"/cases/{case_id}", headers=HTMX).get_data(as_text=True)
 
     # A delivery for the same issue: the version moves; the poll answers the content,
     # without the layout, carrying the new version and the new delivery.

@@ -114,7 +114,10 @@ def show(case_id: int):
     version = case_version(case_id)
     if version is None:
         abort(404, description=f"there is no case {case_id}")
-    if request.htmx and request.args.get("since") == version:
+    # Only the poll (htmx with ``since``; "" asks for the content anyway) gets the bare
+    # content: another htmx request that lands here (a redirect) still gets the page.
+    poll = bool(request.htmx) and "since" in request.args
+    if poll and request.args["since"] == version:
         response = current_app.response_class(status=204)
     else:
         case = _case_with_timeline(case_id)
@@ -128,7 +131,7 @@ def show(case_id: int):
                 "cases/show.html",
                 deliveries=deliveries,
                 live_version=version,
-                live_fragment=bool(request.htmx),
+                live_fragment=poll,
                 poll_seconds=current_app.config["POLL_SECONDS"],
                 **_actions_context(case),
                 **panel_context(case),
