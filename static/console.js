@@ -111,10 +111,13 @@
   // Same wording as app/templating.relative_time, recomputed every 15 s and on new content.
 
   function relativeText(seconds) {
+    var ahead = seconds < -45; // a time to come ("in 3 h": when a parked case resumes)
+    seconds = Math.abs(seconds);
     if (seconds < 45) return "just now";
-    if (seconds < 3600) return Math.max(1, Math.round(seconds / 60)) + " min ago";
-    if (seconds < 86400) return Math.round(seconds / 3600) + " h ago";
-    return Math.round(seconds / 86400) + " d ago";
+    var text = seconds < 3600 ? Math.max(1, Math.round(seconds / 60)) + " min"
+      : seconds < 86400 ? Math.round(seconds / 3600) + " h"
+      : Math.round(seconds / 86400) + " d";
+    return ahead ? "in " + text : text + " ago";
   }
 
   function tickTimes(root) {
