@@ -27,19 +27,23 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def relative_time(moment: datetime | None, now: datetime | None = None) -> Markup:
-    """``<time>`` showing "5 min ago", with the exact UTC time on hover (title)."""
+    """``<time>`` showing "5 min ago" (or "in 3 h" for a time to come, e.g. when to resume a
+    parked case), with the exact UTC time on hover (title)."""
     if moment is None:
         return Markup("—")
     moment = as_utc(moment)
     seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    ahead, seconds = seconds < -45, abs(seconds)
     if seconds < 45:
         text = "just now"
     elif seconds < 3600:
-        text = f"{max(1, round(seconds / 60))} min ago"
+        text = f"{max(1, round(seconds / 60))} min"
     elif seconds < 86400:
-        text = f"{round(seconds / 3600)} h ago"
+        text = f"{round(seconds / 3600)} h"
     else:
-        text = f"{round(seconds / 86400)} d ago"
+        text = f"{round(seconds / 86400)} d"
+    if seconds >= 45:
+        text = f"in {text}" if ahead else f"{text} ago"
     exact = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
     return Markup(f'<time datetime="{moment.isoformat()}" title="{exact}">{escape(text)}</time>')
 
