@@ -328,7 +328,8 @@ def replay_delivery(original: Delivery) -> Delivery:
         headers=original.headers,
         body=original.body,
         verdict="accepted",
-        verdict_detail=f"replay of {original.id}",
+        # The id people know (the provider's), not our primary key.
+        verdict_detail=f"replay of {original.delivery_id}",
         status="received",
         partition=original.partition,
     )

@@ -722,6 +722,22 @@ def replay_refusal(delivery: Delivery) -> str | None:
     return None
 
 
+def replay_plan(delivery: Delivery) -> str:
+    """What replaying ``delivery`` will do, in a sentence (the console asks before it does):
+    an unfinished delivery is queued again, a processed one copied into a new delivery."""
+    name = f"Replay delivery {delivery.delivery_id}"
+    if delivery.status in ("received", "failed"):
+        return (
+            f"{name}: it has not finished processing, so it is queued again as it is "
+            "(no new delivery)."
+        )
+    return (
+        f"{name}: it will be processed again as a new delivery ({delivery.delivery_id}"
+        "#replay-N) and its commands run again over the same cases, which may update them, "
+        "reopen them, or send replies again."
+    )
+
+
 def replay(delivery: Delivery) -> tuple[Delivery, bool]:
     """Replay ``delivery`` through the same processing (``ingest.replay_delivery``); returns
     the delivery that will run and whether it is the same one, requeued. ``ManageError`` 409
