@@ -292,17 +292,6 @@ def test_dry_run_on_a_sample_with_shared_unreachable(app, client, shared_unreach
 
 # --- scripts/run --demo from a bare copy of the tree ----------------------------------------
 
-TREE = (
-    "app",
-    "app.py",
-    "templates",
-    "static",
-    "migrations",
-    "scripts",
-    "Procfile",
-    "pyproject.toml",
-)
-
 
 def _processes_under(folder: Path) -> list[str]:
     """Command lines of live processes that mention ``folder`` (ours or our children's)."""
@@ -317,18 +306,29 @@ def _processes_under(folder: Path) -> list[str]:
     return found
 
 
+def _tracked_files() -> list[str]:
+    """The files a clone of this repository holds: what git tracks (``.gitignore``d and
+    never added files are not in a user's clone, so they must not be needed)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name]
+
+
 def _bare_copy(tmp_path: Path) -> Path:
-    """The tree copied into ``tmp_path/casehook`` with nothing beside it, and a ``.venv`` that
-    borrows this checkout's installed packages (so no install runs)."""
+    """A clone of the repository in ``tmp_path/casehook`` with nothing beside it: git's
+    tracked files, as they are in this working tree (so uncommitted edits are tried too),
+    and a ``.venv`` that borrows this checkout's installed packages (so no install runs)."""
     clone = tmp_path / "casehook"
     clone.mkdir()
-    for name in TREE:
+    for name in _tracked_files():
         source = ROOT / name
-        if source.is_dir():
-            ignore = shutil.ignore_patterns("__pycache__", "instance")
-            shutil.copytree(source, clone / name, ignore=ignore)
-        else:
-            (clone / name).write_bytes(source.read_bytes())
+        if not source.is_file():
+            continue  # deleted in the working tree, not yet in git
+        target = clone / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    assert not (clone / "instance").exists() and (clone / "scripts" / "run").exists()
     venv = Path(sys.prefix)
     (clone / ".venv").mkdir()
     for part in ("bin", "lib", "pyvenv.cfg"):
@@ -398,8 +398,9 @@ def test_flask_demo_in_a_bare_copy_prints_sentences_only(app, tmp_path):
 @pytest.mark.skipif(not Path(sys.prefix, "bin", "activate").exists(), reason="needs a venv")
 @pytest.mark.parametrize("ctrl_c", ["script", "terminal"])
 def test_scripts_run_demo_in_a_bare_copy_then_ctrl_c(tmp_path, ctrl_c):
-    """``scripts/run --demo`` where nothing is beside the tree: it starts, the admin can sign
-    in, /cases lists demo cases; Ctrl-C (SIGINT to the script alone, or to its whole process
+    """``scripts/run --demo`` in a clone with nothing beside it: it starts, the admin can sign
+    in, /cases lists demo cases (the samples' and the worked case, resolved); Ctrl-C (SIGINT
+    to the script alone, or to its whole process
     group as a terminal sends it) stops the web and worker, then Redis, with no traceback."""
     clone = _bare_copy(tmp_path)
     assert not (tmp_path / "shared").exists()
@@ -445,6 +446,9 @@ def test_scripts_run_demo_in_a_bare_copy_then_ctrl_c(tmp_path, ctrl_c):
                     break
                 assert time.monotonic() < deadline, cases[-2000:]
                 time.sleep(0.5)
+            resolved = http.get("/cases?status=resolved").text
+            assert "Checkout API answers 502" in resolved, resolved[-2000:]
+            assert "Disk 91% full on db-replica-2" in http.get("/queue").text
     finally:
         if ctrl_c == "script":
             process.send_signal(signal.SIGINT)
