@@ -132,7 +132,7 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
     # 7. Claim it from the queue: a briefing, the case open again and assigned to me.
     page.get_by_role("link", name="Queue", exact=True).click()
     page.wait_for_url("**/queue")
-    page.get_by_role("link", name="Parked").click()  # parked cases wait apart from the claims
+    page.locator("#queue-tabs").get_by_role("link", name="Parked").click()  # apart from claims
     page.wait_for_url("**/queue?intent=park")
     queued = page.locator("tr[data-handoff-id]", has_text=TITLE)
     assert "parked" in queued.inner_text()
