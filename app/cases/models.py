@@ -29,7 +29,10 @@ class Case(db.Model):
         Index("ix_cases_severity", "severity"),
         Index("ix_cases_provider", "provider"),
         Index("ix_cases_status_created", "status", "created_at"),
-        # Postgres also has ix_cases_title_trgm (migration 0014) when pg_trgm is available.
+        # The summary's counts in one read (queries.case_summary).
+        Index("ix_cases_status_severity_provider", "status", "severity", "provider"),
+        # Title search: Postgres has ix_cases_title_trgm (migration 0017) when pg_trgm is
+        # available; SQLite the FTS5 table cases_title_fts (0022) when FTS5 is built in.
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

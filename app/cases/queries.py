@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from sqlalchemy import and_, column, func, or_, union_all
 from sqlalchemy import case as when
-from sqlalchemy import func, or_, union_all
+from sqlalchemy import table as sa_table
 from sqlalchemy.orm import selectinload
 
 from app import clock
 from app.cases.models import CASE_STATUSES, LIVE_STATUSES, SEVERITIES, Case
 from app.extensions import db
-from app.inputs import page_number
+from app.inputs import InputError, page_number
 
 #: "urgency" (the default): live cases nobody has acknowledged first, then the other live
 #: ones, then the rest; within each, critical → info, then the longest waiting first.
@@ -141,9 +144,46 @@ def _filtered(filters: CaseFilters, *, with_status: bool = True):
         acknowledged = Case.acknowledged_at.is_not(None)
         query = query.where(acknowledged if filters.ack == "yes" else ~acknowledged)
     if filters.q:
-        escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Case.title.ilike(f"%{escaped}%", escape="\\"))
+        query = query.where(title_contains(filters.q))
     return query
+
+
+#: SQLite's FTS5 trigram index of case titles (migration 0022), absent without FTS5.
+TITLE_FTS_NAME = "cases_title_fts"
+TITLE_FTS = sa_table(TITLE_FTS_NAME, column("rowid"), column("title"))
+#: Trigram indexes (FTS5 here, pg_trgm on Postgres) find substrings of at least 3
+#: characters; a shorter search reads every title.
+MIN_INDEXED_SEARCH = 3
+
+
+def title_contains(q: str):
+    """``Case.title`` contains ``q``, ignoring case: an FTS5 trigram match on SQLite (where
+    the table exists and ``q`` has 3+ characters), else ``ILIKE '%q%'`` (which Postgres
+    answers from ``ix_cases_title_trgm``).
+
+    Same rows as the ``LIKE`` except that FTS5 also folds the case of non-ASCII letters
+    (``É`` finds ``é``), which SQLite's ``LIKE`` does not.
+    """
+    if len(q) >= MIN_INDEXED_SEARCH and _has_title_fts():
+        # One quoted phrase: its trigrams in a row, i.e. the substring; quotes doubled.
+        phrase = '"' + q.replace('"', '""') + '"'
+        matching = db.select(TITLE_FTS.c.rowid).where(TITLE_FTS.c.title.op("MATCH")(phrase))
+        return Case.id.in_(matching)
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return Case.title.ilike(f"%{escaped}%", escape="\\")
+
+
+def _has_title_fts() -> bool:
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return False
+    # Looked up once per database connection (``info`` lives as long as it does).
+    if TITLE_FTS_NAME not in connection.info:
+        found = connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TITLE_FTS_NAME,)
+        ).first()
+        connection.info[TITLE_FTS_NAME] = found is not None
+    return connection.info[TITLE_FTS_NAME]
 
 
 def _page(filters: CaseFilters, per_page: int) -> list[Case]:
@@ -158,6 +198,94 @@ def _page(filters: CaseFilters, per_page: int) -> list[Case]:
             .offset((filters.page - 1) * per_page)
         ).all()
     )
+
+
+#: Each sort as ``(column or expression, ascending?)`` keys, ``Case.id`` descending last:
+#: what a keyset cursor holds the values of.
+_SORT_KEYS = {
+    "urgency": ((_URGENCY[0], True), (_URGENCY[1], True), (Case.created_at, True)),
+    "updated": ((Case.updated_at, False),),
+    "oldest": ((Case.updated_at, True),),
+    "created": ((Case.created_at, False),),
+}
+
+
+def _sort_values(case: Case, sort: str) -> list:
+    """``case``'s values of ``_SORT_KEYS[sort]``, computed as the SQL does."""
+    if sort == "urgency":
+        live = case.status in LIVE_STATUSES
+        rank = 0 if live and case.acknowledged_at is None else 1 if live else 2
+        severity = (
+            SEVERITIES.index(case.severity) if case.severity in SEVERITIES else len(SEVERITIES)
+        )
+        return [rank, severity, case.created_at]
+    return [case.updated_at if sort in ("updated", "oldest") else case.created_at]
+
+
+def _encode_cursor(sort: str, case: Case) -> str:
+    values = [v.isoformat() if isinstance(v, datetime) else v for v in _sort_values(case, sort)]
+    raw = json.dumps([sort, *values, case.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> list:
+    """The key values after which to read on, checked against ``sort``'s keys."""
+    wrong = InputError("cursor is not one this list gave out (or was for another sort)")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (ValueError, TypeError) as exc:  # binascii.Error and JSON errors are ValueErrors
+        raise wrong from exc
+    keys = _SORT_KEYS[sort]
+    if not isinstance(values, list) or len(values) != len(keys) + 2 or values[0] != sort:
+        raise wrong
+    # Every sort's last key is a date and time, any before it a rank (an int); then the id.
+    *ranks, moment, last_id = values[1:]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (*ranks, last_id)):
+        raise wrong
+    try:
+        moment = datetime.fromisoformat(moment)
+    except (TypeError, ValueError) as exc:
+        raise wrong from exc
+    return [*ranks, moment, last_id]
+
+
+def _after(sort: str, values: list):
+    """Rows after ``values`` in ``sort`` order: ``k1 > v1 OR (k1 = v1 AND k2 > v2) …`` with
+    ``id < last`` as the last key; led by ``k1 >= v1`` so an index on ``k1`` can seek."""
+    keys = [*_SORT_KEYS[sort], (Case.id, False)]
+    terms, equal = [], []
+    for (expression, ascending), value in zip(keys, values, strict=True):
+        beyond = expression > value if ascending else expression < value
+        terms.append(and_(*equal, beyond))
+        equal.append(expression == value)
+    first, ascending = keys[0]
+    return and_(first >= values[0] if ascending else first <= values[0], or_(*terms))
+
+
+def cases_after(
+    filters: CaseFilters, limit: int, cursor: str | None = None
+) -> tuple[list[Case], str | None]:
+    """Keyset pagination: up to ``limit`` cases matching ``filters`` (``page`` ignored) in
+    ``filters.sort`` order after ``cursor`` (None: from the first), and the cursor of the
+    next page (None when this one is the last).
+
+    The cost does not grow with the depth (no ``OFFSET``), and a case added or changed
+    meanwhile neither repeats nor hides the rows after the cursor (it may itself be missed
+    or seen twice if it moves across it). The cursor is opaque (base64 of the sort and the
+    last row's sort values); ``InputError`` for one this function did not make for this sort.
+    """
+    query = _filtered(filters).options(selectinload(Case.assignee))
+    if cursor:
+        query = query.where(_after(filters.sort, _decode_cursor(cursor, filters.sort)))
+    rows = list(
+        db.session.scalars(
+            query.order_by(*SORTS[filters.sort], Case.id.desc()).limit(limit + 1)
+        ).all()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (_encode_cursor(filters.sort, rows[-1]) if more else None)
 
 
 def search_cases(filters: CaseFilters, per_page: int) -> tuple[list[Case], int]:
@@ -204,16 +332,17 @@ def case_summary(filters: CaseFilters | None = None, now: datetime | None = None
     from app.templating import as_utc
 
     filtered = _filtered(filters or CaseFilters())
-    query = filtered.subquery()
-
-    def grouped(column) -> dict:
-        # Each a scan of one narrow index (status, severity, provider) when unfiltered.
-        rows = db.session.execute(db.select(column, func.count()).group_by(column)).all()
-        return {key: count for key, count in rows}
-
-    by_status = dict.fromkeys(CASE_STATUSES, 0) | grouped(query.c.status)
-    by_severity = dict.fromkeys(SEVERITIES, 0) | grouped(query.c.severity)
-    by_provider = dict(sorted(grouped(query.c.provider).items()))
+    # One read of ix_cases_status_severity_provider (when unfiltered), summed three ways.
+    by_status = dict.fromkeys(CASE_STATUSES, 0)
+    by_severity = dict.fromkeys(SEVERITIES, 0)
+    providers: dict[str, int] = {}
+    groups = (Case.status, Case.severity, Case.provider)
+    rows = db.session.execute(filtered.with_only_columns(*groups, func.count()).group_by(*groups))
+    for status, severity, provider, count in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        by_severity[severity] = by_severity.get(severity, 0) + count
+        providers[provider] = providers.get(provider, 0) + count
+    by_provider = dict(sorted(providers.items()))
     # The oldest live case: the least of each live status's oldest, each one look-up at the
     # start of ``ix_cases_status_created`` (a min over an IN list would read every live case).
     firsts = union_all(
