@@ -227,3 +227,37 @@ def test_keyset_page_seeks_the_index_instead_of_counting_past_rows(app):
     assert "SEARCH cases USING INDEX ix_cases_updated_at (updated_at<?)" in plan(
         app, sql, parameters
     )
+
+
+@BOTH_DATABASES
+def test_urgency_column_ranks_as_the_sort_says(app):
+    """``cases.urgency``: live and unacknowledged, then live, then the rest; within each,
+    critical → info, then any other severity."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    expected = {}
+    with app.app_context():
+        for status in ("open", "escalated", "parked", "resolved", "closed"):
+            for acknowledged in (None, start):
+                for rank, severity in enumerate(("critical", "error", "warning", "info", "odd")):
+                    case = add_case(f"{status} {severity}", status, start)
+                    case.severity, case.acknowledged_at = severity, acknowledged
+                    live = status in ("open", "escalated", "parked")
+                    expected[case.id] = (0 if acknowledged is None else 10) if live else 20
+                    expected[case.id] += rank
+        db.session.commit()
+        got = dict(db.session.execute(db.select(Case.id, Case.urgency)).all())
+    assert got == expected
+
+
+def test_first_page_reads_the_urgency_index_in_order(app, client):
+    """The default sort takes its rows from the start of ``ix_cases_urgency``: no sort of
+    every case (the plans of the table's and the API's page statements)."""
+    _varied_cases(app, 5)
+    with statements(app) as ran:
+        assert client.get("/cases").status_code == 200
+        assert client.get("/api/cases").status_code == 200
+    pages = [(sql, p) for sql, p in ran if "ORDER BY cases.urgency" in sql]
+    assert len(pages) == 2
+    for sql, parameters in pages:
+        steps = plan(app, sql, parameters)
+        assert "USING INDEX ix_cases_urgency" in steps and "TEMP B-TREE" not in steps, steps
