@@ -261,3 +261,18 @@ def test_first_page_reads_the_urgency_index_in_order(app, client):
     for sql, parameters in pages:
         steps = plan(app, sql, parameters)
         assert "USING INDEX ix_cases_urgency" in steps and "TEMP B-TREE" not in steps, steps
+
+
+def test_model_and_migration_compute_the_same_urgency():
+    """The model's ``Computed`` text (used by ``create_all``) is the migration's, frozen."""
+    import importlib.util
+    from pathlib import Path
+
+    from app.cases.models import URGENCY_SQL
+
+    versions = Path(__file__).parents[1] / "migrations" / "versions"
+    (path,) = [p for p in versions.glob("*.py") if "\nURGENCY = (" in p.read_text()]
+    spec = importlib.util.spec_from_file_location("migration_0022", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.URGENCY == URGENCY_SQL
