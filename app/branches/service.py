@@ -692,8 +692,9 @@ def _store(case: Case, upload: Upload) -> str:
         storage.current().put(key, upload.data, upload.content_type)
     except storage.StorageError as exc:
         log.warning("attachment not stored: %s", exc)
-        raise AttachmentStoreError(f"{upload.filename} could not be stored: {exc}; the note "
-                                   "was not saved, try again later") from exc  # fmt: skip
+        raise AttachmentStoreError(
+            f"{upload.filename} could not be stored: {exc}; the note was not saved"
+        ) from exc
     return key
 
 
