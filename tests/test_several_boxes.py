@@ -197,9 +197,9 @@ def test_two_web_and_two_worker_processes_share_one_database_redis_and_store(
                     )
                 ).all()
                 case_ids = dict(
-                    connection.execute(text("SELECT dedup_key, min(id) FROM cases GROUP BY 1"))
-                    .tuples()
-                    .all()
+                    connection.execute(
+                        text("SELECT dedup_key, min(id) FROM cases GROUP BY 1")
+                    ).all()
                 )
             per_issue = {key: (n_cases, n_events) for key, n_cases, n_events in cases}
             expected = {f"Codertocat/Hello-World#{8000 + n}": (1, PER_ISSUE) for n in range(ISSUES)}
