@@ -36,17 +36,22 @@ def s3_env(endpoint: str) -> dict[str, str]:
     }
 
 
-def make_bucket(endpoint: str, name: str | None = None) -> str:
-    """Create a bucket with a fresh name (or ``name``) at ``endpoint``; returns its name."""
-    name = name or f"casehook-{uuid.uuid4().hex[:12]}"
+def s3_client(endpoint: str):
+    """A boto3 S3 client of the test server, for looking behind the app's back."""
     env = s3_env(endpoint)
-    boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_DEFAULT_REGION"],
-    ).create_bucket(Bucket=name)
+    )
+
+
+def make_bucket(endpoint: str, name: str | None = None) -> str:
+    """Create a bucket with a fresh name (or ``name``) at ``endpoint``; returns its name."""
+    name = name or f"casehook-{uuid.uuid4().hex[:12]}"
+    s3_client(endpoint).create_bucket(Bucket=name)
     return name
 
 

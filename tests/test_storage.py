@@ -8,7 +8,6 @@ import os
 import re
 from io import BytesIO
 
-import boto3
 import pytest
 
 from app import create_app, storage
@@ -17,7 +16,7 @@ from app.branches.service import ensure_root
 from app.cases.models import Case
 from app.extensions import db
 from tests.procfile import free_port
-from tests.s3_support import moto_server, s3_env, use_new_bucket
+from tests.s3_support import moto_server, s3_client, use_new_bucket
 
 HX = {"HX-Request": "true"}
 #: Every byte value, then noise: what a text round trip would mangle.
@@ -64,14 +63,7 @@ def attachment_ids(app) -> list[int]:
 
 
 def bucket_objects(endpoint: str, bucket: str) -> dict[str, bytes]:
-    env = s3_env(endpoint)
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
+    client = s3_client(endpoint)
     listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
     return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
 
@@ -160,14 +152,7 @@ def test_an_object_missing_from_the_bucket_is_404(app, s3_app, s3_server, client
     (attachment_id,) = attachment_ids(app)
     with app.app_context():
         key = db.session.get(Attachment, attachment_id).storage_path
-    env = s3_env(s3_server)
-    boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    ).delete_object(Bucket=s3_app, Key=f"attachments/{key}")
+    s3_client(s3_server).delete_object(Bucket=s3_app, Key=f"attachments/{key}")
     answer = client.get(f"/api/attachments/{attachment_id}")
     assert answer.status_code == 404
     assert "missing from storage" in answer.get_json()["detail"]
