@@ -103,19 +103,24 @@ def sign_in(base_url: str) -> httpx.Client:
     return client
 
 
+def make_engineer(database_url: str) -> str:
+    """Create the engineer ``EMAIL`` (password ``PASSWORD``); returns an API token of theirs."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": SECRET_KEY})
+    with app.app_context():
+        user = User(email=EMAIL, role="engineer", password_hash=generate_password_hash(PASSWORD))
+        db.session.add(user)
+        db.session.commit()
+        bearer = create_token(user, "several boxes")[1]
+        db.session.remove()
+        db.engine.dispose()
+    return bearer
+
+
 def test_two_web_and_two_worker_processes_share_one_database_redis_and_store(
     postgres_url, redis_url, tmp_path
 ):
     started = time.monotonic()
     endpoint_path, secret = prepare_database(postgres_url)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": postgres_url, "SECRET_KEY": SECRET_KEY})
-    with app.app_context():
-        user = User(email=EMAIL, role="engineer", password_hash=generate_password_hash(PASSWORD))
-        db.session.add(user)
-        db.session.commit()
-        _token, bearer = create_token(user, "several boxes")
-        db.session.remove()
-        db.engine.dispose()
 
     with moto_server(tmp_path / "moto.log") as s3_endpoint:
         bucket = make_bucket(s3_endpoint)
@@ -146,6 +151,7 @@ def test_two_web_and_two_worker_processes_share_one_database_redis_and_store(
         try:
             for process in processes:
                 process.start()
+            bearer = make_engineer(postgres_url)  # while they start
             for url in urls:
                 wait_until(lambda url=url: web_answers(url), 60, url)
             for worker in workers:
