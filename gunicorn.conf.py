@@ -22,6 +22,7 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
+    import logging
     import threading
 
     app = worker.wsgi
@@ -33,8 +34,10 @@ def post_worker_init(worker):
 
         with app.app_context():
             result = attachments_check()
-        if result != "ok":
-            worker.log.error("Attachments cannot be stored or served: %s", result[7:])
+        if result != "ok":  # through the app's logging (one JSON line), not gunicorn's
+            logging.getLogger("app.storage").error(
+                "attachments cannot be stored or served: %s", result.removeprefix("error: ")
+            )
 
     # In a thread: an unreachable store must not hold up the worker's start.
     threading.Thread(target=check, name="attachments-check", daemon=True).start()
