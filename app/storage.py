@@ -15,6 +15,7 @@ For S3, boto3 reads the usual AWS variables itself (credentials, region,
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ class LocalStore:
             raise StorageUnavailable(
                 f"cannot read {self.description} ({exc.strerror or exc})"
             ) from exc
-        return StoredFile(body, path.stat().st_size)
+        return StoredFile(body, os.fstat(body.fileno()).st_size)
 
     def check(self) -> None:
         try:
