@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -102,9 +103,9 @@ class LocalStore:
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".casehook-probe"
-            probe.write_bytes(b"")
-            probe.unlink()
+            # A name of its own: several processes probe the same folder at once.
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-"):
+                pass
         except OSError as exc:
             raise StorageUnavailable(
                 f"cannot write to {self.description} ({exc.strerror or exc})"
