@@ -82,14 +82,17 @@ def plan() -> list[list]:
 
 def send_alternating(urls: list[str], path: str, secret: str, deliveries: list) -> list:
     """Post ``deliveries`` one after another, each to the next web process in turn (so
-    the deliveries of one issue are split over both); returns their results."""
-    senders = [Sender(url, path, secret, [], 0, threading.Event(), give_up=20) for url in urls]
+    the deliveries of one issue are split over both); returns their results, up to the
+    first one not acknowledged."""
+    senders = [Sender(url, path, secret, [], 0, threading.Event(), give_up=10) for url in urls]
     results = []
     with httpx.Client(timeout=10) as client:
         for i, delivery in enumerate(deliveries):
             result = senders[i % len(senders)].post(client, delivery)
             result.web = i % len(senders)  # which web process acknowledged it
             results.append(result)
+            if result.status is None:
+                break  # the test fails on it; do not retry the rest for minutes
     return results
 
 
@@ -174,10 +177,10 @@ def test_two_web_and_two_worker_processes_share_one_database_redis_and_store(
                 thread.join(60)
             sent = time.monotonic()
             acked = {r.delivery_id for r in results if r.status in (200, 202)}
-            assert len(results) == ISSUES * PER_ISSUE
             assert all(r.status == 202 for r in results), [
                 (r.status, r.errors) for r in results if r.status != 202
             ][:5]
+            assert len(results) == ISSUES * PER_ISSUE
             assert Counter(r.web for r in results) == {0: len(results) // 2, 1: len(results) // 2}
 
             def all_processed() -> bool:
