@@ -181,7 +181,10 @@ def test_health_probes(client):
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.json == {
+        "status": "ready",
+        "checks": {"database": "ok", "redis": "ok", "attachments": "ok"},
+    }
 
 
 def test_readyz_reports_redis_down(app, client):

@@ -13,6 +13,7 @@ from flask import abort, current_app, jsonify, request, send_file
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app import storage
 from app.accounts.auth import require_role
 from app.api import bp
 from app.api.common import case_or_404, json_body
@@ -23,6 +24,7 @@ from app.branches.service import BranchError
 from app.cases.models import Case
 from app.extensions import db
 from app.inputs import as_id
+from app.storage import StorageError, StoredFileMissing
 from app.tasks import latest_task, task_state
 from app.templating import as_utc
 
@@ -160,17 +162,23 @@ def add_branch_note(case_id: int, branch_id: int):
 @require_role("viewer")
 def download_attachment(attachment_id: int):
     """An attachment's bytes, always as a download (``Content-Disposition: attachment``,
-    ``X-Content-Type-Options: nosniff``, a sandboxing CSP): never rendered inline."""
+    ``X-Content-Type-Options: nosniff``, a sandboxing CSP): never rendered inline.
+
+    The bytes are streamed from the store through this route, also from object storage
+    (not a redirect to a presigned URL): every download passes this access check, the
+    headers above are ours, and the store need not be reachable from people's browsers.
+    404 when the file is missing from the store, 503 when the store cannot be read."""
     attachment = db.get_or_404(
         Attachment, attachment_id, description=f"there is no attachment {attachment_id}"
     )
     try:
-        path = service.attachment_path(attachment)
-    except BranchError:
-        path = None
-    if path is None or not path.is_file():
+        stored = service.open_attachment(attachment)
+    except StoredFileMissing:
         abort(404, description=f"the file of attachment {attachment_id} is missing from "
-              "storage (ATTACHMENTS_DIR)")  # fmt: skip
+              f"storage ({storage.current().description})")  # fmt: skip
+    except StorageError as exc:
+        abort(503, description=f"the file of attachment {attachment_id} cannot be read "
+              f"now: {exc}")  # fmt: skip
     if attachment.is_text:
         mimetype = "text/plain"  # the response adds "; charset=utf-8"
     elif attachment.content_type in DOWNLOAD_TYPES:
@@ -178,8 +186,13 @@ def download_attachment(attachment_id: int):
     else:
         mimetype = "application/octet-stream"
     response = send_file(
-        path, mimetype=mimetype, as_attachment=True, download_name=attachment.filename, max_age=0
+        stored.body,
+        mimetype=mimetype,
+        as_attachment=True,
+        download_name=attachment.filename,
+        max_age=0,
     )
+    response.content_length = stored.size
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, no-cache"
