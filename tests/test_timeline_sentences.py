@@ -28,7 +28,7 @@ EXAMPLES: dict[str, tuple[dict, str]] = {
     ),
     "case.callback": (
         {"action": "note", "note": "ticket 42 updated", "via": "servicedesk"},
-        f"{JANE} added a note through a callback from servicedesk",
+        f"{JANE} added a note",
     ),
     "case.claimed": (
         {"from": "escalated", "to": "open", "handoff_id": 3, "intent": "escalate"},

@@ -112,10 +112,9 @@ def _assigned(who: str, p: Mapping[str, Any]) -> str:
 
 
 def _callback(who: str, p: Mapping[str, Any]) -> str:
-    via = _s(p, "via") or "an outside system"
-    action = _s(p, "action")
-    done = {"close": "closed the case", "reopen": "reopened the case"}.get(action, "added a note")
-    return f"{who} {done} through a callback from {via}"
+    # The actor names the callback ("callback (endpoint)"); the event is its note.
+    done = {"close": "closed the case and ", "reopen": "reopened the case and "}
+    return f"{who} {done.get(_s(p, 'action'), '')}added a note"
 
 
 def _claimed(who: str, p: Mapping[str, Any]) -> str:
