@@ -438,11 +438,60 @@ def test_client_summary_is_two_or_three_plain_paragraphs(written):
         "(5xx above 5%). We treated it as urgent."
     )
     assert "looked into three possible causes and ruled out two of them" in paragraphs[1]
-    assert "We found the cause: Expired TLS certificate on the payments upstream." in paragraphs[1]
+    # The cause as found, not the team's name for the hypothesis.
+    assert "We found the cause: the certificate expired at 08:59 UTC." in paragraphs[1]
+    assert "Expired TLS certificate on the payments upstream" not in summary
     assert "waited on the payments provider's support desk" in paragraphs[1]
     assert SUMMARY in paragraphs[1]
     assert paragraphs[-1].startswith("The problem is now resolved (since 20 November 2026, about")
     assert_no_placeholders(summary)
+
+
+def test_client_summary_never_shows_internal_names():
+    context = realistic_context()
+    context["case"]["title"] = "OPS-4411: Checkout payments fail"
+    context["handoffs"][-1]["waiting_on"] = "OPS-4412 (vendor desk, bob@payments.example)"
+    summary = (
+        "Confirmed bad deploy 2026.11.20-3 was not it; alice@example.com renewed the "
+        "certificate (case #12, handoff #3) and reloaded the proxy."
+    )
+    out = BuiltinWriter().document("client_summary", context, summary).text
+    for internal in (
+        "OPS-44", "@", "#12", "#3", "Bad deploy 2026.11.20-3", "Database connection pool",
+        "Expired TLS certificate",
+    ):  # fmt: skip
+        assert internal.lower() not in out.lower(), (internal, out)
+    assert out.startswith("On 20 November 2026, our monitoring alerted us to a problem: ")
+    assert "Checkout payments fail." in out
+    assert "a colleague renewed the certificate and reloaded the proxy." in out
+    assert "waited on an internal ticket (vendor desk, a colleague)" in out
+
+
+@pytest.mark.parametrize(
+    ("statuses", "said"),
+    [
+        (["dead_end", "dead_end", "solved"], "three possible causes and ruled out two of them."),
+        (["dead_end", "dead_end"], "looked into two possible causes and ruled both out."),
+        (["dead_end", "dead_end", "dead_end"], "three possible causes and ruled all of them out."),
+        (["dead_end", "untried", "solved"], "two possible causes and ruled out one of them."),
+        (["dead_end"], "looked into one possible cause and ruled it out."),
+        (["solved", "untried"], "Our team investigated the problem."),
+    ],
+)  # fmt: skip
+def test_client_summary_counts_what_was_tried_and_ruled_out(statuses, said):
+    context = realistic_context()
+    root, *hypotheses = context["branches"]
+    root["status"] = "dead_end"  # a root marked so is no hypothesis ruled out
+    context["branches"] = [root] + [
+        {
+            **branch,
+            "status": status,
+            "reason": "it held" if status == "solved" else branch["reason"],
+        }
+        for branch, status in zip(hypotheses, statuses, strict=False)
+    ]
+    out = BuiltinWriter().document("client_summary", context, SUMMARY).text
+    assert said in out, out
 
 
 def test_documents_are_deterministic():
