@@ -286,6 +286,19 @@ def test_ticket_notes_problem_says_who_reported_what_and_when(written):
     assert "What the three deliveries said:" in problem
 
 
+def test_ticket_notes_quote_the_source_description():
+    context = realistic_context()
+    context["incident"] = {"description": "Checkout answers 502.\n\n## Steps\n- pay by card"}
+    notes = BuiltinWriter().document("ticket_notes", context, SUMMARY).text
+    problem = notes.split("## Problem", 1)[1].split("\n## ", 1)[0]
+    assert (
+        "Alertmanager described it:\n\n> Checkout answers 502.\n>\n> ## Steps\n> - pay" in problem
+    )
+    assert "\n## Steps" not in notes  # the source's heading stays inside the quote
+    del context["incident"]
+    assert "described it" not in BuiltinWriter().document("ticket_notes", context, SUMMARY).text
+
+
 def test_ticket_notes_diagnostic_steps_walk_the_branches_with_every_dead_end_reason(written):
     steps = section(written["ticket_notes"], "Diagnostic steps")
     # In map order: the root's notes, then each hypothesis.
@@ -784,6 +797,10 @@ class ChatServer:
         if task == "client_summary":
             if mode == "jargon":
                 return "We checked three branches and found the cause."
+            if mode == "internal":
+                return (
+                    "Alice@example.com found an Expired TLS certificate on the payments upstream."
+                )
             return (
                 "Checkout payments failed for a while this morning.\n\nWe fixed it; it is resolved."
             )
@@ -875,6 +892,15 @@ def test_a_client_summary_with_jargon_is_refused(chat_server):
     written = writer.document("client_summary", realistic_context(), SUMMARY)
     assert written.writer == "builtin" and "internal words: branch" in written.fallback_reason
     assert written.written_by == "builtin"
+
+
+def test_a_client_summary_naming_internal_things_is_refused(chat_server):
+    chat_server.mode = "internal"
+    written = llm(chat_server).document("client_summary", realistic_context(), SUMMARY)
+    assert written.writer == "builtin", written.text
+    assert written.fallback_reason.endswith(
+        "names internal things: Expired TLS certificate on the payments upstream, Alice@example.com"
+    )
 
 
 def test_llm_unreachable_falls_back():

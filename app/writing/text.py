@@ -118,6 +118,16 @@ def inline(value: Any) -> str:
     return one_line(value).replace("`", "'")
 
 
+def blockquote(value: Any, limit: int = 2000) -> str:
+    """Markdown from a source (an issue body) as a quote: every line behind ``> ``, cut
+    after ``limit`` characters ("…" marks the cut), so its headings and lists stay inside
+    the quote and never become the document's own sections."""
+    body = text(value)
+    if len(body) > limit:
+        body = body[: limit - 1].rstrip() + "…"
+    return "\n".join(f"> {line}".rstrip() for line in body.splitlines()) if body else ""
+
+
 def join(items: Iterable[str]) -> str:
     """``a``, ``a and b``, ``a, b and c`` (empty items left out)."""
     items = [i for i in items if i]
