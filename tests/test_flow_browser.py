@@ -228,7 +228,7 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
     assert shown.index("output.approved") < shown.index("case.resolved")
     assert shown[-1] == "case.opened"
     parked = timeline.locator(".event-case-parked").inner_text()
-    assert parked.startswith(f"{ENGINEER} parked the case, waiting on"), parked
+    assert parked.startswith(f"{ENGINEER} parked the case: Waiting on {WAITING_ON}"), parked
 
     with app.app_context():
         kb = db.session.scalar(

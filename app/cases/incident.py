@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import undefer
-
 from app.cases.models import Case
 from app.cases.queries import deliveries_of
 from app.events.models import CaseEvent
@@ -47,19 +45,18 @@ def case_incident(case: Case) -> CaseIncident:
 
 def source_delivery(case: Case) -> Delivery | None:
     """The delivery that opened ``case`` (its ``case.opened`` event's), else its earliest."""
-    opened = db.select(CaseEvent.delivery_pk).where(
-        CaseEvent.case_id == case.id,
-        CaseEvent.type == "case.opened",
-        CaseEvent.delivery_pk.is_not(None),
+    opened = db.session.scalar(
+        db.select(CaseEvent.delivery_pk)
+        .where(
+            CaseEvent.case_id == case.id,
+            CaseEvent.type == "case.opened",
+            CaseEvent.delivery_pk.is_not(None),
+        )
+        .limit(1)
     )
-    found = db.session.scalars(
-        db.select(Delivery).where(Delivery.id.in_(opened.limit(1))).options(undefer("*"))
-    ).first()
-    if found is None:
-        found = db.session.scalars(
-            deliveries_of(case).order_by(Delivery.received_at).limit(1).options(undefer("*"))
-        ).first()
-    return found
+    if opened is not None:
+        return db.session.get(Delivery, opened)
+    return db.session.scalars(deliveries_of(case).order_by(Delivery.received_at).limit(1)).first()
 
 
 def _read(case: Case, delivery: Delivery) -> Incident:
