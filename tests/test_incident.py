@@ -157,6 +157,10 @@ def test_alertmanager_whole_group_lists_each_alert():
     )
     assert incident.body_markdown.count("\n- ") == 1  # two alert lines
     assert "localhost:8082" in incident.body_markdown
+    storm = _fixture("alertmanager/firing.json")
+    storm["alerts"] = storm["alerts"] * 40
+    lines = get_provider("alertmanager").incident("alert.firing", storm).body_markdown.splitlines()
+    assert len(lines) == 51 and lines[-1] == "- … and 30 more"
 
 
 def test_standard_webhooks_sample_shows_its_data():

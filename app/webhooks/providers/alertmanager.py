@@ -68,6 +68,8 @@ SEVERITIES = {
 }
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 DETAIL_EXCERPT = 200
+#: Alerts a whole group's incident lists, one line each (a storm sends hundreds).
+MAX_LISTED_ALERTS = 50
 
 
 def fingerprint(alert: Mapping[str, Any]) -> str:
@@ -191,6 +193,9 @@ class Alertmanager(Provider):
                 )
                 for a in _alerts(payload)
             ]
+            if len(lines) > MAX_LISTED_ALERTS:  # a storm: the first ones and how many more
+                more = len(lines) - MAX_LISTED_ALERTS
+                lines = [*lines[:MAX_LISTED_ALERTS], f"- … and {more} more"]
             return Incident(
                 body_markdown="\n".join(lines),
                 fields=_alert_fields(
