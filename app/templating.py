@@ -44,8 +44,13 @@ def relative_time(moment: datetime | None, now: datetime | None = None) -> Marku
         text = f"{round(seconds / 86400)} d"
     if seconds >= 45:
         text = f"in {text}" if ahead else f"{text} ago"
-    exact = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    exact = utc(moment)
     return Markup(f'<time datetime="{moment.isoformat()}" title="{exact}">{escape(text)}</time>')
+
+
+def utc(moment: datetime | None) -> str:
+    """The exact time in UTC, as people read it ("2026-11-29 11:53:09 UTC"); "" for None."""
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
 def register_filters(app: Flask) -> None:
@@ -53,3 +58,4 @@ def register_filters(app: Flask) -> None:
 
     app.jinja_env.filters["reltime"] = relative_time
     app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["utc"] = utc

@@ -259,7 +259,7 @@ def test_callback_note_is_on_the_timeline_escaped(app, anonymous_client, client,
     case_id = make_case(app, endpoint_id=endpoint_id)
     callback(anonymous_client, case_id, token, note="<script>alert(1)</script> done")
     page = client.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert "case.callback" in page and "By callback (acme/a)" in page
+    assert "case.callback" in page and "callback (acme/a) added a note" in page
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; done" in page
 
 

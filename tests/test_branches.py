@@ -780,5 +780,5 @@ def test_the_map_updates_in_place_in_the_browser(
     siblings = page.locator(".branch-siblings li")
     assert siblings.first.inner_text().startswith("Load balancer")  # dead ends first
     # The timeline follows (the actions panel reloads on case-changed).
-    page.locator("#timeline", has_text="branch.switched").wait_for()
+    page.locator("#timeline > li:first-child[data-type='branch.switched']").wait_for()
     assert page.evaluate("window.notReloaded") is True

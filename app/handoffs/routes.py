@@ -142,8 +142,11 @@ def _case_or_404(case_id: int) -> Case:
 @bp.get("/cases/<int:case_id>/handoff")
 @require_role("engineer")
 def new(case_id: int):
-    """The handoff form: the modal fragment (htmx, into ``#modal``) or a page of its own."""
-    return _modal(_case_or_404(case_id))
+    """The handoff form: the modal fragment (htmx, into ``#modal``) or a page of its own;
+    ``intent`` (park or escalate: the case toolbar's buttons) chooses the intent shown first."""
+    intent = request.args.get("intent")
+    values = {"intent": intent if intent in ("park", "escalate") else "park", "priority": "normal"}
+    return _modal(_case_or_404(case_id), values)
 
 
 @bp.post("/cases/<int:case_id>/handoffs")
