@@ -29,6 +29,7 @@ from app import clock
 from app.branches.models import BADGE_LABELS, Attachment, Branch, BranchNote
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
+from app.errors import DomainError
 from app.events.record import record_event
 from app.extensions import db
 from app.writing.context import register_context
@@ -59,24 +60,24 @@ TEXT_SUFFIXES = {
 }  # fmt: skip
 
 
-class BranchError(Exception):
+class BranchError(DomainError):
     """The case's or branch's state does not allow the action (409)."""
 
-    status_code = 409
+    status = status_code = 409
     error = "branch_conflict"
 
 
 class BranchInputError(BranchError):
     """What was asked for is malformed or incomplete (400)."""
 
-    status_code = 400
+    status = status_code = 400
     error = "invalid_input"
 
 
 class AttachmentTooLarge(BranchInputError):
     """A file is over ``ATTACHMENT_MAX_BYTES`` (413)."""
 
-    status_code = 413
+    status = status_code = 413
     error = "attachment_too_large"
 
 

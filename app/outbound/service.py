@@ -19,6 +19,7 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 
 from app import clock
+from app.errors import DomainError
 from app.extensions import db
 from app.ids import new_id
 from app.net import UnsafeURL, check_url
@@ -47,12 +48,11 @@ RESERVED_HEADERS = {
 FIELDS = ("url", "event_types", "description", "endpoint_id", "provider", "headers", "enabled")
 
 
-class SubscriptionError(Exception):
+class SubscriptionError(DomainError):
     """A subscription cannot be saved as asked: HTTP ``status``, ``error`` slug, ``detail``."""
 
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail = status, error, detail
+    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail, status=status, error=error, field=field)
 
 
 def generate_secret() -> str:

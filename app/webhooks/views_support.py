@@ -25,6 +25,7 @@ from flask import current_app
 from sqlalchemy import func
 from sqlalchemy.orm import defer
 
+from app.errors import DomainError
 from app.extensions import db
 from app.inputs import page_number
 from app.templating import as_utc
@@ -61,13 +62,12 @@ KNOWN_SETTINGS: dict[str, dict[str, tuple | None]] = {
 }
 
 
-class ManageError(Exception):
+class ManageError(DomainError):
     """A refused management request: HTTP ``status``, ``error`` slug, ``detail`` sentence, and
     the form ``field`` at fault (None when it is not one field's)."""
 
     def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail, self.field = status, error, detail, field
+        super().__init__(detail, status=status, error=error, field=field)
 
 
 # --- endpoints --------------------------------------------------------------------------------
