@@ -71,6 +71,17 @@ class HandoffConflict(DomainError):
     def __init__(self, message: str, *, code: str, handoff: Handoff | None = None):
         super().__init__(message, error=code)
         self.code, self.handoff = code, handoff
+        # Read now: the handler rolls the session back before it answers.
+        self._extra: dict = {}
+        if handoff is not None:
+            self._extra["handoff_id"] = handoff.id
+            if code == "already_claimed":
+                claimer = handoff.claimed_by
+                self._extra["claimed_by"] = claimer.email if claimer is not None else None
+
+    def extra(self) -> dict:
+        """The handoff in the way (``handoff_id``) and, when claimed, by whom."""
+        return self._extra
 
 
 # -- creating ------------------------------------------------------------------------------
