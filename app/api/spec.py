@@ -135,11 +135,13 @@ def validate(model: type[BaseModel], data: Any) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise invalid(exc) from None
+        raise invalid(exc, getattr(model, "hints", {})) from None
 
 
-def invalid(exc: ValidationError) -> InvalidInput:
-    """One 400 for pydantic's errors: every problem in ``detail``, the first in ``field``."""
+def invalid(exc: ValidationError, hints: dict[str, str] | None = None) -> InvalidInput:
+    """One 400 for pydantic's errors: every problem in ``detail``, the first in ``field``.
+    ``hints`` (a ``Body`` model's ``hints`` class attribute) says what to do instead of
+    sending an unknown field."""
     problems, first = [], None
     for error in exc.errors(include_url=False):
         where = ".".join(str(part) for part in error["loc"])
@@ -147,6 +149,8 @@ def invalid(exc: ValidationError) -> InvalidInput:
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "is not a field of this request"
+            if hint := (hints or {}).get(where):
+                message += f"; {hint}"
         elif error["type"] == "value_error":  # our own sentence (e.g. from bounded_int)
             message = str(error.get("ctx", {}).get("error") or message)
             if message.startswith(str(error["loc"][-1]) + " ") if error["loc"] else False:

@@ -440,22 +440,3 @@ def subscription_dict(subscription: Subscription) -> dict:
         "created_at": _iso(subscription.created_at),
         "updated_at": _iso(subscription.updated_at),
     }
-
-
-def attempt_dict(attempt: TaskAttempt, message: OutboundMessage, task: Task) -> dict:
-    from app.cases.models import _iso
-
-    return {
-        "message_id": message.id,
-        "webhook_id": message.webhook_id,
-        "event_id": message.event_id,
-        "event_type": message.event_type,
-        "attempt": attempt.number,
-        "started_at": _iso(attempt.started_at),
-        "outcome": attempt.outcome,
-        "status_code": attempt.status_code,
-        "latency_ms": attempt.latency_ms,
-        "response": attempt.detail,
-        "message_status": task.status,
-        "next_retry_at": _iso(task.run_after) if task.status == "queued" else None,
-    }
