@@ -1,13 +1,15 @@
 """Schemathesis against ``/api/openapi.json``: every operation of the JSON API, called with
-generated input (valid and invalid) and an admin's bearer token, never answers 5xx and
-always answers what its schema says.
+generated input and an admin's bearer token, never answers 5xx, always answers what its schema
+says (body and content type), and refuses (4xx) whatever input its schema does not allow.
 
-In-process (the WSGI app) over a real SQLite file and the real Redis, seeded through the
-real routes with a case that has branches, a note and an attachment, a parked case, a
-resolved case with its outputs, an agent and a run, an endpoint with a delivery and a
-subscription. Generated ids rarely hit a seeded row, so a first pass calls each operation
-once with the seeded ids (and generated bodies); then Hypothesis explores with a fixed seed
-(``derandomize``) and a bounded number of examples per operation.
+In-process (the WSGI app) over a real SQLite file and the real Redis, seeded through the real
+routes: a case with branches, a note and an attachment, a parked case, a resolved case with
+its outputs, an agent and a run awaiting approval, an endpoint with a delivery, a
+subscription. Generated ids rarely name a row, so each operation gets valid input with the
+seeded ids in its path (this is what reaches the 2xx answers), then invalid input anywhere,
+path included. Hypothesis runs derandomized (a fixed seed) with a bounded number of examples
+per operation and mode. ``SCHEMATHESIS_ONLY=<text>`` runs only the operations whose
+"METHOD /path" contains it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from tests.conftest import GitHubSender, add_case
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.checks import (  # noqa: E402
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+)
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -40,7 +46,13 @@ pytestmark = pytest.mark.slow
 #: Examples per operation and mode: bounded so that the whole API runs in about a minute on
 #: two cores; the fixed seed makes a failure reproducible.
 EXAMPLES = 12
-CHECKS = [not_a_server_error, response_schema_conformance]
+#: No 5xx; each answer matches its schema and content type; invalid input is refused (4xx).
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+]
 
 
 @pytest.fixture
@@ -143,7 +155,6 @@ def _operations(app):
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 63, "the description lost operations"
-    # SCHEMATHESIS_ONLY=agent-runs: only the operations whose "METHOD /path" contains it.
     only = os.environ.get("SCHEMATHESIS_ONLY")
     return [o for o in operations if not only or only in o.label]
 

@@ -89,7 +89,7 @@ def get_handoff(handoff_id: int) -> HandoffWithCase:
 @operation(query=QueueQuery, responses={200: Queue}, tag="handoffs")
 def handoff_queue(query: QueueQuery) -> Queue:
     """Waiting handoffs, elevated first then oldest."""
-    return Queue(queue=[HandoffWithCase.of(h) for h in service.queue(query.intent)])
+    return Queue(queue=[HandoffWithCase.of(h) for h in service.queue(query.intent or None)])
 
 
 @bp.post("/handoffs/<int:handoff_id>/claim")

@@ -49,12 +49,9 @@ class HandoffBody(Body):
 
 
 class QueueQuery(Query):
-    intent: Intent | None = Field(None, description="Only parks or only escalations")
-
-    @field_validator("intent", mode="before")
-    @classmethod
-    def _empty_is_all(cls, value: Any) -> Any:
-        return value or None  # ?intent= from an empty select
+    intent: Literal[(*INTENTS, "")] | None = Field(  # type: ignore[valid-type]
+        None, description="Only parks or only escalations (empty: all)"
+    )
 
 
 class Handoff(Out):
