@@ -253,7 +253,7 @@ def test_queue_orders_and_filters(app, anonymous_client, tokens):
     assert titles("?intent=escalate") == ["Elevated escalation", "Old escalation"]
     assert titles("?intent=") == titles()
     bad = anonymous_client.get("/api/queue?intent=nap", headers=tokens["viewer"])
-    assert bad.status_code == 400 and "'park' or 'escalate'" in bad.json["detail"]
+    assert bad.status_code == 400 and "Input should be 'park', 'escalate'" in bad.json["detail"]
     assert bad.json["field"] == "intent"
 
 
