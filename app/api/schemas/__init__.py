@@ -26,7 +26,8 @@ def whole(minimum: int = 1, maximum: int = MAX_ID) -> Any:
     def read(value: Any, info: ValidationInfo) -> int:
         return bounded_int(value, info.field_name or "value", minimum, maximum)
 
-    return Annotated[int, BeforeValidator(read), Field(ge=minimum, le=maximum)]
+    schema = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    return Annotated[int, BeforeValidator(read), WithJsonSchema(schema)]
 
 
 #: A row id (1 to the largest 32-bit id).
