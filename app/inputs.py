@@ -17,6 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
+from app.errors import DomainError
 from app.text import refusal
 
 #: The largest id of any table: ids are ``integer`` columns (32-bit signed on Postgres).
@@ -26,8 +27,10 @@ MAX_ID = 2**31 - 1
 MAX_JSON_DEPTH = 64
 
 
-class InputError(ValueError):
-    """A value a client sent cannot be used; the message says why, for people."""
+class InputError(DomainError, ValueError):
+    """A value a client sent cannot be used; the message says why, for people (400)."""
+
+    error = "bad_request"
 
 
 def bounded_int(value: Any, name: str, minimum: int = 1, maximum: int = MAX_ID) -> int:
@@ -38,15 +41,17 @@ def bounded_int(value: Any, name: str, minimum: int = 1, maximum: int = MAX_ID) 
     Arabic-Indic digits that nobody means in a URL.
     """
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise InputError(f"{name} must be a whole number from {minimum} to {maximum}")
+        raise InputError(f"{name} must be a whole number from {minimum} to {maximum}", field=name)
     if isinstance(value, str):
         text = value.strip()
         digits = text[1:] if text[:1] in "+-" else text
         if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
-            raise InputError(f"{name} must be a whole number from {minimum} to {maximum}")
+            raise InputError(
+                f"{name} must be a whole number from {minimum} to {maximum}", field=name
+            )
         value = int(text)
     if not minimum <= value <= maximum:
-        raise InputError(f"{name} must be a whole number from {minimum} to {maximum}")
+        raise InputError(f"{name} must be a whole number from {minimum} to {maximum}", field=name)
     return value
 
 

@@ -155,6 +155,7 @@ def test_api_lists_cases_with_filters(client, cases):
         "total": 0,
         "page": 1,
         "per_page": 25,
+        "next_after": None,
     }
     assert client.get("/api/cases?page=2").json["cases"] == []
 

@@ -29,6 +29,7 @@ from app import clock, storage
 from app.branches.models import BADGE_LABELS, Attachment, Branch, BranchNote
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
+from app.errors import DomainError
 from app.events.record import record_event
 from app.extensions import db
 from app.writing.context import register_context
@@ -59,31 +60,31 @@ TEXT_SUFFIXES = {
 }  # fmt: skip
 
 
-class BranchError(Exception):
+class BranchError(DomainError):
     """The case's or branch's state does not allow the action (409)."""
 
-    status_code = 409
+    status = status_code = 409
     error = "branch_conflict"
 
 
 class BranchInputError(BranchError):
     """What was asked for is malformed or incomplete (400)."""
 
-    status_code = 400
+    status = status_code = 400
     error = "invalid_input"
 
 
 class AttachmentTooLarge(BranchInputError):
     """A file is over ``ATTACHMENT_MAX_BYTES`` (413)."""
 
-    status_code = 413
+    status = status_code = 413
     error = "attachment_too_large"
 
 
 class AttachmentStoreError(BranchError):
     """The file store (app/storage.py) could not keep the files (503)."""
 
-    status_code = 503
+    status = status_code = 503
     error = "attachment_storage_unavailable"
 
 

@@ -177,16 +177,18 @@ def _has_title_fts() -> bool:
     return connection.info[TITLE_FTS_NAME]
 
 
-def _page(filters: CaseFilters, per_page: int) -> list[Case]:
+def _page(filters: CaseFilters, per_page: int, offset: int | None = None) -> list[Case]:
     # Assignees in one more query, not one per row (the table and the API show them).
     per_page = filters.size or per_page
+    if offset is None:
+        offset = (filters.page - 1) * per_page
     return list(
         db.session.scalars(
             _filtered(filters)
             .options(selectinload(Case.assignee))
             .order_by(*SORTS[filters.sort], Case.id.desc())
             .limit(per_page)
-            .offset((filters.page - 1) * per_page)
+            .offset(offset)
         ).all()
     )
 
@@ -274,11 +276,14 @@ def cases_after(
     return rows, (_encode_cursor(filters.sort, rows[-1]) if more else None)
 
 
-def search_cases(filters: CaseFilters, per_page: int) -> tuple[list[Case], int]:
+def search_cases(
+    filters: CaseFilters, per_page: int, offset: int | None = None
+) -> tuple[list[Case], int]:
     """One page of cases matching ``filters`` and the total that match; ``per_page`` is the
-    default page size (``filters.size`` wins when set)."""
+    default page size (``filters.size`` wins when set); ``offset`` (rows to skip) replaces
+    ``filters.page`` when given (the API's ``after`` cursor)."""
     total = db.session.scalar(db.select(func.count()).select_from(_filtered(filters).subquery()))
-    return _page(filters, per_page), total or 0
+    return _page(filters, per_page, offset), total or 0
 
 
 def table_page(filters: CaseFilters, per_page: int) -> tuple[list[Case], int, dict[str, int]]:

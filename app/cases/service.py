@@ -235,7 +235,8 @@ def _back_to_open(
         allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
         raise lifecycle.TransitionError(
             f"only {sources[0]} or {sources[1]} cases can be {verb}; this case is {case.status} "
-            f"(allowed from {case.status}: {allowed})"
+            f"(allowed from {case.status}: {allowed})",
+            case.status,
         )
     return lifecycle.transition(case, "open", actor=actor, payload=extra)
 

@@ -24,6 +24,7 @@ from app.accounts.models import User
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import Case
+from app.errors import DomainError
 from app.extensions import db
 from app.handoffs.models import INTENTS, PRIORITIES, TARGET_STATUS, Handoff
 from app.logs import log
@@ -62,14 +63,27 @@ class HandoffInputError(CaseInputError):
         self.field = field
 
 
-class HandoffConflict(Exception):
+class HandoffConflict(DomainError):
     """The handoff cannot happen in the current state (409): the case already has one
     waiting, or the handoff was claimed already / no longer waits. ``code`` is the snake_case
     error for the API, ``handoff`` the handoff in the way."""
 
+    status = 409
+
     def __init__(self, message: str, *, code: str, handoff: Handoff | None = None):
-        super().__init__(message)
+        super().__init__(message, error=code)
         self.code, self.handoff = code, handoff
+        # Read now: the handler rolls the session back before it answers.
+        self._extra: dict = {}
+        if handoff is not None:
+            self._extra["handoff_id"] = handoff.id
+            if code == "already_claimed":
+                claimer = handoff.claimed_by
+                self._extra["claimed_by"] = claimer.email if claimer is not None else None
+
+    def extra(self) -> dict:
+        """The handoff in the way (``handoff_id``) and, when claimed, by whom."""
+        return self._extra
 
 
 # -- creating ------------------------------------------------------------------------------
@@ -137,7 +151,9 @@ def create_handoff(
     if target not in lifecycle.allowed_from(case.status):
         # Refuse before anything is written (lifecycle would say the same).
         allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
-        raise TransitionError(f"a {case.status} case cannot become {target}; allowed: {allowed}")
+        raise TransitionError(
+            f"a {case.status} case cannot become {target}; allowed: {allowed}", case.status
+        )
 
     branches = _branches(case)
     snapshot = build_snapshot(
