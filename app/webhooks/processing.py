@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -57,7 +58,7 @@ _setups: dict[tuple[str, str], tuple[float, EndpointSetup]] = {}
 def endpoint_setup(delivery: Delivery) -> EndpointSetup:
     """The delivery's endpoint's provider, settings and commands in force, cached per process
     for ``ENDPOINT_CACHE_SECONDS``."""
-    key = (db.engine.url.render_as_string(), delivery.endpoint_id)
+    key = (current_app.config["SQLALCHEMY_DATABASE_URI"], delivery.endpoint_id)
     now = time.monotonic()
     cached = _setups.get(key)
     if cached and now - cached[0] < ENDPOINT_CACHE_SECONDS:
