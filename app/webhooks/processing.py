@@ -153,7 +153,7 @@ def process_batch(
         db.session.commit()
     except Exception as exc:
         db.session.rollback()
-        log.info("delivery.batch_redone", deliveries=len(chunk), error=repr(exc)[:500])
+        log.warning("delivery.batch_redone", deliveries=len(chunk), error=repr(exc)[:500])
         _batch_size = 1  # grows back after the next batch
         for delivery_pk in chunk:
             process_alone(delivery_pk, retry_schedule)
