@@ -12,11 +12,11 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, render_template
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import HTTPException
 
 from app import config
 from app.extensions import csrf, db, htmx, login_manager, migrate
@@ -47,13 +47,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     else:
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 
+    from app import storage
+
+    storage.init_app(app)  # a malformed CASEHOOK_ATTACHMENTS_URL stops the start here
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)
     login_manager.init_app(app)
 
-    from app import health, inputs, logs, security
+    from app import errors, health, inputs, logs, security
     from app.accounts import auth, throttle
     from app.accounts import bp as accounts_bp
     from app.accounts import models as _accounts  # noqa: F401
@@ -104,8 +107,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     throttle.init_app(app)  # its 429 handler is more specific than _http_error
     security.init_app(app)
-    # A value a client sent that cannot be used (a page past the end of numbers, ...).
-    app.register_error_handler(inputs.InputError, lambda exc: _http_error(BadRequest(str(exc))))
+    # Every domain refusal (a value that cannot be used, a transition the status forbids,
+    # ...) not caught by its view: one JSON body or the error page (app/errors.py).
+    errors.init_app(app)
     app.session_interface = _SessionInterface()
     return app
 
@@ -122,9 +126,9 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 def _http_error(error: HTTPException):
     """Machines get ``{"error", "detail"}``; people get a readable page."""
-    if request.path.startswith(("/api/", "/webhooks/")) or request.accept_mimetypes.best == (
-        "application/json"
-    ):
+    from app.errors import wants_json
+
+    if wants_json():
         body = {"error": _slug(error.name), "detail": error.description}
         return jsonify(body), error.code
     return render_template("error.html", error=error), error.code

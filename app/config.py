@@ -137,5 +137,13 @@ def from_environment(instance_path: Path, overrides: dict | None = None) -> dict
         "OUTBOUND_DISABLE_AFTER_FAILURES": int(
             env.get("CASEHOOK_OUTBOUND_DISABLE_AFTER_FAILURES", 100)
         ),
+        # Note attachments (app/storage.py): ATTACHMENTS_URL "s3://bucket/prefix" keeps them
+        # in S3-compatible object storage, which several web boxes share (boto3 reads the
+        # usual AWS variables itself: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+        # AWS_ENDPOINT_URL for MinIO and the like); unset, they go to the ATTACHMENTS_DIR
+        # folder of this machine.
+        "ATTACHMENTS_URL": env.get("CASEHOOK_ATTACHMENTS_URL") or None,
+        "ATTACHMENTS_DIR": env.get("CASEHOOK_ATTACHMENTS_DIR")
+        or str(instance_path / "attachments"),
         **overrides,
     }

@@ -3,6 +3,7 @@
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from app import storage
 from app.extensions import db
 from app.tasks.queue import redis_connection
 
@@ -17,7 +18,8 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """``200`` when the database and Redis answer, else ``503`` naming what did not."""
+    """``200`` when the database and Redis answer, else ``503`` naming what did not;
+    ``status`` is ``degraded`` (still 200) when only the attachment store fails."""
     checks = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -30,4 +32,17 @@ def readyz():
     except Exception as exc:
         checks["redis"] = f"error: {exc.__class__.__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return jsonify(status="ready" if ready else "not_ready", checks=checks), 200 if ready else 503
+    # Attachments are reported, not required: with the object store down, webhooks are
+    # still taken in and cases worked, so a load balancer must keep sending traffic.
+    checks["attachments"] = attachments_check()
+    status = "not_ready" if not ready else "ready" if checks["attachments"] == "ok" else "degraded"
+    return jsonify(status=status, checks=checks), 200 if ready else 503
+
+
+def attachments_check() -> str:
+    """``"ok"``, or ``"error: <what to check>"`` when the attachment store cannot be used."""
+    try:
+        storage.current().check()
+    except storage.StorageError as exc:
+        return f"error: {exc}"
+    return "ok"

@@ -27,7 +27,8 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def relative_time(moment: datetime | None, now: datetime | None = None) -> Markup:
-    """``<time>`` showing "5 min ago", with the exact UTC time on hover (title).
+    """``<time>`` showing "5 min ago" (or "in 3 h" for a time to come, e.g. when to resume a
+    parked case), with the exact UTC time on hover (title).
 
     ``data-relative``: static/console.js keeps the text ticking in the browser (same wording)
     and adds the reader's local time to the hover."""
@@ -35,18 +36,26 @@ def relative_time(moment: datetime | None, now: datetime | None = None) -> Marku
         return Markup("—")
     moment = as_utc(moment)
     seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    ahead, seconds = seconds < -45, abs(seconds)
     if seconds < 45:
         text = "just now"
     elif seconds < 3600:
-        text = f"{max(1, round(seconds / 60))} min ago"
+        text = f"{max(1, round(seconds / 60))} min"
     elif seconds < 86400:
-        text = f"{round(seconds / 3600)} h ago"
+        text = f"{round(seconds / 3600)} h"
     else:
-        text = f"{round(seconds / 86400)} d ago"
-    exact = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+        text = f"{round(seconds / 86400)} d"
+    if seconds >= 45:
+        text = f"in {text}" if ahead else f"{text} ago"
+    exact = utc(moment)
     return Markup(
         f'<time datetime="{moment.isoformat()}" title="{exact}" data-relative>{escape(text)}</time>'
     )
+
+
+def utc(moment: datetime | None) -> str:
+    """The exact time in UTC, as people read it ("2026-11-29 11:53:09 UTC"); "" for None."""
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
 def register_filters(app: Flask) -> None:
@@ -54,3 +63,4 @@ def register_filters(app: Flask) -> None:
 
     app.jinja_env.filters["reltime"] = relative_time
     app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["utc"] = utc

@@ -134,25 +134,33 @@ def test_escalate_to_a_user_by_email(app, client, make_user):
 
 
 @pytest.mark.parametrize(
-    ("body", "detail"),
+    ("body", "detail", "field"),
     [
-        ({"intent": "snooze", "notes": "x"}, "intent must be one of park, escalate"),
-        ({"intent": "park", "notes": "x", "priority": "urgent"}, "priority must be one of"),
-        ({"intent": "park"}, "notes is required"),
-        ({"intent": "park", "notes": 42}, "notes must be text"),
-        ({"intent": "park", "notes": "x", "resume_at": "soon"}, "not an ISO 8601"),
-        ({"intent": "park", "notes": "x", "resume_at": "2020-01-01T00:00:00Z"}, "in the future"),
-        ({"intent": "escalate", "notes": "x", "to_user": "nobody@example.com"}, "is not a user"),
-        ({"intent": "escalate", "notes": "x", "to_user": ["a"]}, "email or id"),
-        ({"intent": "park", "notes": "x", "colour": "red"}, "unknown field(s) colour"),
+        ({"intent": "snooze", "notes": "x"}, "Input should be 'park' or 'escalate'", "intent"),
+        ({"intent": "park", "notes": "x", "priority": "urgent"}, "'normal' or 'elevated'",
+         "priority"),
+        ({"intent": "park"}, "notes: Field required", "notes"),
+        ({"intent": "park", "notes": 42}, "notes: Input should be a valid string", "notes"),
+        ({"intent": "park", "notes": "x", "resume_at": "soon"}, "valid datetime", "resume_at"),
+        ({"intent": "park", "notes": "x", "resume_at": 1893456000}, "ISO 8601", "resume_at"),
+        ({"intent": "park", "notes": "x", "resume_at": "2020-01-01T00:00:00Z"}, "in the future",
+         "resume_at"),
+        ({"intent": "park", "notes": " "}, "notes is required", "notes"),
+        ({"intent": "escalate", "notes": "x", "to_user": "nobody@example.com"}, "is not a user",
+         "to_user"),
+        ({"intent": "escalate", "notes": "x", "to_user": ["a"]}, "email or id", "to_user"),
+        ({"intent": "park", "notes": "x", "colour": "red"}, "colour: is not a field", "colour"),
     ],
-)
-def test_bad_bodies_are_400_and_say_what_was_wrong(app, anonymous_client, tokens, body, detail):
+)  # fmt: skip
+def test_bad_bodies_are_400_and_say_what_was_wrong(
+    app, anonymous_client, tokens, body, detail, field
+):
     case_id = _case(app)
     response = _post(anonymous_client, case_id, tokens["engineer"], **body)
     assert response.status_code == 400
-    assert response.json["error"] == "bad_request"
+    assert response.json["error"] == "invalid_input"
     assert detail in response.json["detail"]
+    assert response.json["field"] == field
     with app.app_context():
         assert db.session.get(Case, case_id).status == "open"
 
@@ -184,6 +192,7 @@ def test_conflicts_are_409_with_what_to_do(app, anonymous_client, tokens):
     assert closed.json == {
         "error": "illegal_transition",
         "detail": "a closed case cannot become parked; allowed: open",
+        "status": "closed",
         "allowed": ["open"],
     }
     case_id = _case(app)
@@ -244,7 +253,8 @@ def test_queue_orders_and_filters(app, anonymous_client, tokens):
     assert titles("?intent=escalate") == ["Elevated escalation", "Old escalation"]
     assert titles("?intent=") == titles()
     bad = anonymous_client.get("/api/queue?intent=nap", headers=tokens["viewer"])
-    assert bad.status_code == 400 and "intent must be one of" in bad.json["detail"]
+    assert bad.status_code == 400 and "Input should be 'park', 'escalate'" in bad.json["detail"]
+    assert bad.json["field"] == "intent"
 
 
 def test_session_writes_need_the_csrf_token(csrf_app, make_user, app):

@@ -66,6 +66,7 @@ def test_resolve_answers_202_and_the_outputs_follow(app, api, case_id, engineer,
     assert client.get(f"/api/cases/{case_id}/outputs", headers=engineer).json == {
         "status": "none",
         "outputs": [],
+        "detail": None,
         "task": None,
     }
     answer = client.post(
@@ -108,10 +109,14 @@ def test_resolve_answers_202_and_the_outputs_follow(app, api, case_id, engineer,
 def test_resolve_refusals(api, case_id, engineer, drain):
     client = api
     url = f"/api/cases/{case_id}/resolve"
-    for body in ({}, {"summary": "   "}, {"summary": 7}):
+    for body, detail in [
+        ({}, "summary: Field required"),
+        ({"summary": "   "}, "resolution summary is required"),
+        ({"summary": 7}, "summary: Input should be a valid string"),
+    ]:
         answer = client.post(url, json=body, headers=engineer)
-        assert answer.status_code == 400 and answer.json["error"] == "bad_request"
-        assert "resolution summary is required" in answer.json["detail"]
+        assert answer.status_code == 400 and answer.json["error"] == "invalid_input"
+        assert detail in answer.json["detail"]
     answer = client.post(url, data="summary=x", headers=engineer)
     assert answer.status_code == 400 and "send a JSON object" in answer.json["detail"]
     assert (
@@ -148,7 +153,7 @@ def test_patch_edits_and_decides(api, written, engineer):
         "engineer-"
     )
     conflict = client.patch(url, json={"status": "rejected"}, headers=engineer)
-    assert conflict.status_code == 409 and conflict.json["error"] == "conflict"
+    assert conflict.status_code == 409 and conflict.json["error"] == "output_conflict"
     assert "already approved" in conflict.json["detail"]
     # Content and status together: the edit makes a draft, which is then decided.
     both = client.patch(
@@ -175,16 +180,17 @@ def test_patch_refusals(api, written, engineer):
     client = api
     url = f"/api/cases/1/outputs/{written['kb_article']['id']}"
     cases = [
-        ({}, 400, 'send {"content"'),
-        ({"title": "x"}, 400, "unknown field(s) title"),
-        ({"status": "pushed"}, 400, "status must be approved or rejected"),
-        ({"content": ""}, 400, "cannot be empty"),
-        ({"content": 5}, 400, "content must be a string"),
+        ({}, 400, 'send {"content"', None),
+        ({"title": "x"}, 400, "title: is not a field of this request", "title"),
+        ({"status": "pushed"}, 400, "Input should be 'approved' or 'rejected'", "status"),
+        ({"content": ""}, 400, "cannot be empty", None),
+        ({"content": 5}, 400, "content: Input should be a valid string", "content"),
     ]
-    for body, status, detail in cases:
+    for body, status, detail, field in cases:
         answer = client.patch(url, json=body, headers=engineer)
         assert answer.status_code == status, body
         assert detail in answer.json["detail"], answer.json
+        assert answer.json.get("field") == field, answer.json
     assert (
         client.patch(
             "/api/cases/1/outputs/999", json={"status": "approved"}, headers=engineer
@@ -218,7 +224,8 @@ def test_regenerate_through_the_api_keeps_edits_when_asked(api, written, enginee
         == notes["content"]
     )
     bad = client.post(f"{url}/regenerate", json={"keep_edits": "yes"}, headers=engineer)
-    assert bad.status_code == 400 and bad.json["detail"] == "keep_edits must be true or false"
+    assert bad.status_code == 400 and bad.json["field"] == "keep_edits"
+    assert bad.json["detail"] == "keep_edits: Input should be a valid boolean"
 
 
 def test_write_again_endpoint(api, case_id, engineer, drain):

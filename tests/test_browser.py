@@ -145,8 +145,9 @@ def test_case_appears_live_then_filter_open_and_read_timeline(
     )
     assert page.locator("#case-status").inner_text() == "open"
     timeline = page.locator(".timeline")
-    assert "case.opened" in timeline.inner_text()
-    assert "issues.opened" in timeline.inner_text()
+    assert "GitHub opened the case" in timeline.inner_text()
+    assert "issues.opened" in timeline.inner_text()  # the delivery's event type
+    assert timeline.locator("li").first.get_attribute("data-type") == "case.opened"
 
     # The delivery behind the event, raw body and all, without leaving the page.
     timeline.locator("a").first.click()

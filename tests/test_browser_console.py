@@ -3,26 +3,23 @@ j/k, acknowledge with ``a`` on the table and on the case page, ``g c``/``g q``),
 and the phone layout (390 px: no horizontal scroll on the table, a case page, the queue and
 the endpoints page; the table as cards). CSP violations fail every test (``browser_page``).
 
-``CASEHOOK_SCREENSHOTS=docs`` also writes docs/case-table.png and docs/case-table-phone.png.
+The README's screenshots come from ``scripts/screenshots`` (a demo instance), not from here.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from datetime import timedelta
 
+from app import clock
+from app.accounts.models import User
 from app.cases.models import Case
 from app.extensions import db
+from app.handoffs.service import create_handoff
 from tests import test_browser
 from tests.test_browser import _post_fixture, _sign_in
 from tests.test_case_actions import make_case
 
 browser_page, live_server = test_browser.browser_page, test_browser.live_server  # fixtures
-
-#: Where to write the screenshots (relative to the repository; other tests may chdir).
-SCREENSHOTS = os.environ.get("CASEHOOK_SCREENSHOTS") and (
-    Path(__file__).resolve().parents[1] / os.environ["CASEHOOK_SCREENSHOTS"]
-)
 
 
 def _ack_by(app, case_id: int) -> str | None:
@@ -125,15 +122,25 @@ def test_at_390_px_nothing_scrolls_sideways_and_the_table_is_cards(
     page = browser_page
     ids = _cases(app, github, drain, live_server)
     with app.app_context():
-        real_case = db.session.scalars(db.select(Case).where(Case.delivery_count > 0)).first().id
-    if SCREENSHOTS:
-        page.set_viewport_size({"width": 1280, "height": 620})
-        _sign_in(page, live_server, "admin@example.com")
-        page.screenshot(path=str(Path(SCREENSHOTS) / "case-table.png"))
-        page.set_viewport_size({"width": 390, "height": 844})
-    else:
-        page.set_viewport_size({"width": 390, "height": 844})
-        _sign_in(page, live_server, "admin@example.com")
+        real_case = db.session.scalars(db.select(Case).where(Case.delivery_count > 0)).first()
+        real_case, endpoint_id = real_case.id, real_case.endpoint_id
+        # Something in both queue tabs, with long words, at phone width.
+        admin = db.session.scalars(db.select(User)).first()
+        escalate, park = db.session.get(Case, ids["error"]), db.session.get(Case, ids["info"])
+        create_handoff(
+            escalate,
+            "escalate",
+            "Needs the payments team: " + "x" * 60,
+            "elevated",
+            admin,
+            next_step="Page the payments on-call",
+        )
+        create_handoff(park, "park", "Waiting for the vendor", "normal", admin,
+                       waiting_on="Vendor support ticket VENDOR-" + "9" * 40,
+                       resume_at=clock.now() + timedelta(hours=20))  # fmt: skip
+        db.session.commit()
+    page.set_viewport_size({"width": 390, "height": 844})
+    _sign_in(page, live_server, "admin@example.com")
 
     def width() -> int:
         return page.evaluate("document.documentElement.scrollWidth")
@@ -147,8 +154,6 @@ def test_at_390_px_nothing_scrolls_sideways_and_the_table_is_cards(
         assert card.locator(f"td.{cell}").is_hidden(), cell
     assert page.locator("form.filters").is_hidden()
     assert width() <= 390, f"/cases is {width()} px wide"
-    if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / "case-table-phone.png"))
     page.get_by_text("Filters", exact=True).click()
     page.locator("select[name=severity]").wait_for(state="visible")
     assert width() <= 390, f"/cases with the filters open is {width()} px wide"
@@ -156,6 +161,18 @@ def test_at_390_px_nothing_scrolls_sideways_and_the_table_is_cards(
     card.get_by_role("button", name=f"Acknowledge case #{ids['critical']}").click()
     page.locator(f'tr[data-case-id="{ids["critical"]}"] .badge.ack').wait_for()
 
-    for path in (f"/cases/{real_case}", f"/cases/{ids['critical']}", "/queue", "/endpoints"):
+    pages = (
+        f"/cases/{real_case}",
+        f"/cases/{ids['critical']}",
+        f"/cases/{ids['error']}",
+        "/queue",
+        "/queue?intent=park",
+        "/endpoints",
+        f"/endpoints/{endpoint_id}/deliveries",
+    )
+    for path in pages:
         page.goto(live_server + path)
         assert width() <= 390, f"{path} is {width()} px wide at 390 px"
+    page.goto(f"{live_server}/queue")
+    page.locator("tr[data-handoff-id]").first.wait_for()
+    assert width() <= 390

@@ -97,3 +97,45 @@ def test_endpoint_command_dry_run_test_delivery_case(
     log_row.wait_for()
     assert "issues.opened" in log_row.inner_text() and "#1" in log_row.inner_text()
     assert "spelling-bugs: opened a case" in log_row.inner_text()
+
+
+def test_replay_asks_first_and_says_what_it_will_do(
+    app,
+    live_server,  # noqa: F811
+    browser_page,  # noqa: F811
+    make_user,
+    github,
+    drain,
+):
+    """The deliveries log's Replay… opens a confirmation naming the provider's delivery id
+    and what happens; No changes nothing, Yes adds the copy on top ("replay of <id>")."""
+    from app.extensions import db
+    from app.webhooks.models import Delivery
+
+    page = browser_page
+    make_user("engineer", "eng@example.com")
+    github.send_fixture("issues.opened", delivery_id="gh-delivery-42")
+    assert drain() == 0
+    _sign_in(page, live_server, "eng@example.com", f"/endpoints/{github.endpoint_id}/deliveries")
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.get_by_role("button", name="Replay gh-delivery-42").click()
+    page.wait_for_timeout(500)
+    assert len(asked) == 1, asked
+    assert asked[0].startswith("Replay delivery gh-delivery-42: it will be processed again")
+    assert page.locator("tr[data-delivery]").count() == 1
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Delivery.id))) == 1
+
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.get_by_role("button", name="Replay gh-delivery-42", exact=True).click()
+    copy = page.locator("tr.fresh[data-delivery]")
+    copy.wait_for()
+    assert "gh-delivery-42#replay-1" in copy.inner_text()
+    assert "replay of gh-delivery-42" in copy.inner_text()
+    assert len(asked) == 2

@@ -80,7 +80,7 @@ def test_assign_to_me_rerenders_actions_header_and_timeline(app, engineer_client
     assert re.search(r'<header class="case-head" id="case-head" hx-swap-oob="true">', body)
     assert re.search(r'<ol class="timeline" id="timeline" hx-swap-oob="true">', body)
     assert re.search(r'id="case-assignee">engineer@example.com <small class="muted">\(you\)', body)
-    assert "By engineer@example.com" in body
+    assert "engineer@example.com took the case" in body  # the timeline says who did what
     # "Assign to me" is gone now that it is mine; Unassign appears.
     assert "Assign to me" not in body and "Unassign" in body
     case = load(app, case_id)
@@ -513,15 +513,21 @@ def test_in_the_browser_bulk_assign_keeps_the_selection_then_work_a_case(
     # The case page: every action updates the header and the timeline in place.
     page.locator(f"tr[data-case-id='{first}']").get_by_role("link").click()
     page.wait_for_url(f"**/cases/{first}")
+    # The toolbar's forms open on demand, from the keyboard too (Enter on the summary).
+    page.locator("summary", has_text="Close…").focus()
+    page.keyboard.press("Enter")
     page.get_by_label("Why close (optional)").fill("duplicate")
     page.get_by_role("button", name="Close", exact=True).click()
     page.locator("#case-status", has_text="closed").wait_for()
     timeline = page.locator("#timeline")
-    assert "case.closed" in timeline.inner_text() and "duplicate" in timeline.inner_text()
-    assert "By engineer@example.com" in timeline.inner_text()
+    closed = timeline.locator("[data-type='case.closed']")
+    assert "engineer@example.com closed the case" in closed.inner_text()
+    assert "duplicate" in closed.inner_text()
+    page.locator("summary", has_text="Reopen…").click()
     page.get_by_role("button", name="Reopen").click()
     page.locator("#case-status", has_text="open").wait_for()
 
+    page.locator("summary", has_text="More…").click()
     page.get_by_label("Set the severity").select_option("critical")
     page.get_by_role("button", name="Set severity").click()
     page.locator("#case-severity", has_text="critical").wait_for()
@@ -537,6 +543,7 @@ def test_in_the_browser_bulk_assign_keeps_the_selection_then_work_a_case(
 
         service.handle(db.session.get(Case, first), "close", actor="ann@example.com")
         db.session.commit()
+    page.locator("summary", has_text="Close…").click()
     page.get_by_role("button", name="Close", exact=True).click()
     alert = page.get_by_role("alert")
     alert.wait_for()

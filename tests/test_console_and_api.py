@@ -155,6 +155,7 @@ def test_api_lists_cases_with_filters(client, cases):
         "total": 0,
         "page": 1,
         "per_page": 25,
+        "next_after": None,
     }
     assert client.get("/api/cases?page=2").json["cases"] == []
 
@@ -181,7 +182,10 @@ def test_health_probes(client):
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.json == {
+        "status": "ready",
+        "checks": {"database": "ok", "redis": "ok", "attachments": "ok"},
+    }
 
 
 def test_readyz_reports_redis_down(app, client):

@@ -484,6 +484,12 @@ def test_replay_answers_with_the_new_row(app, engineer_client, viewer_client, mi
         ).one()
         processed_pk, delivery_id, refused_pk = processed.id, processed.delivery_id, refused.id
     assert viewer_client.post(f"/deliveries/{processed_pk}/replay").status_code == 403
+    # The button asks first and says what it will do, naming the provider's delivery id.
+    log = text(engineer_client.get(f"/endpoints/{mixed.endpoint_id}/deliveries"))
+    asks = re.search(rf'hx-post="/deliveries/{processed_pk}/replay" hx-confirm="([^"]+)"', log)
+    assert asks, log
+    assert asks.group(1).startswith(f"Replay delivery {delivery_id}: it will be processed again")
+    assert "as a new delivery" in asks.group(1)
     response = engineer_client.post(f"/deliveries/{processed_pk}/replay", headers=HX)
     assert response.status_code == 200
     assert response.headers["HX-Retarget"] == "#delivery-rows"
@@ -491,6 +497,7 @@ def test_replay_answers_with_the_new_row(app, engineer_client, viewer_client, mi
     row = text(response)
     assert row.lstrip().startswith("{#") or "<tr id=" in row
     assert f"{delivery_id}#replay-1" in row and 'class="fresh"' in row
+    assert f"replay of {delivery_id}" in row
     assert drain() == 0
     with app.app_context():
         copy = db.session.scalars(
@@ -506,6 +513,8 @@ def test_replay_of_an_unfinished_delivery_requeues_it(app, engineer_client, gith
     github.send_fixture("issues.opened")  # stored, queued, not yet processed
     with app.app_context():
         delivery_pk = db.session.scalar(db.select(Delivery.id))
+    log = text(engineer_client.get(f"/endpoints/{github.endpoint_id}/deliveries"))
+    assert "it has not finished processing, so it is queued again" in log
     response = engineer_client.post(f"/deliveries/{delivery_pk}/replay", headers=HX)
     assert response.headers["HX-Retarget"] == f"#delivery-row-{delivery_pk}"
     assert response.headers["HX-Reswap"] == "outerHTML"

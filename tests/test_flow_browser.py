@@ -117,7 +117,7 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
     assert page.evaluate("window.notReloaded") is True
 
     # 6. Park through the handoff modal.
-    page.get_by_role("button", name="Park or escalate…").click()
+    page.get_by_role("toolbar").get_by_role("button", name="Park…").click()
     dialog = page.get_by_role("dialog")
     dialog.wait_for()
     assert dialog.get_by_label("Park").is_checked()
@@ -132,6 +132,8 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
     # 7. Claim it from the queue: a briefing, the case open again and assigned to me.
     page.get_by_role("link", name="Queue", exact=True).click()
     page.wait_for_url("**/queue")
+    page.locator("#queue-tabs").get_by_role("link", name="Parked").click()  # apart from claims
+    page.wait_for_url("**/queue?intent=park")
     queued = page.locator("tr[data-handoff-id]", has_text=TITLE)
     assert "parked" in queued.inner_text()
     queued.get_by_role("button", name=f"Claim case #{case_id}").click()
@@ -207,8 +209,8 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
 
     # The timeline tells the story (the approval arrives out of band).
     timeline = page.locator("#timeline")
-    timeline.locator(".event-head strong", has_text="output.approved").wait_for()
-    shown = timeline.locator(".event-head strong").all_inner_texts()
+    timeline.locator("[data-type='output.approved']").wait_for()
+    shown = timeline.locator("li.event").evaluate_all("all => all.map(e => e.dataset.type)")
     for event in (
         "case.opened",
         "branch.forked",
@@ -222,10 +224,13 @@ def test_a_fixture_case_from_open_to_approved_outputs_in_the_console(
         "output.approved",
     ):
         assert event in shown, (event, shown)
-    order = [shown.index(e) for e in ("branch.forked", "case.parked", "case.claimed")]
+    # Newest first.
+    order = [shown.index(e) for e in ("case.claimed", "case.parked", "branch.forked")]
     assert order == sorted(order)
-    assert shown.index("case.resolved") < shown.index("output.approved")
-    assert f"By {ENGINEER}" in timeline.locator(".event-case-parked").inner_text()
+    assert shown.index("output.approved") < shown.index("case.resolved")
+    assert shown[-1] == "case.opened"
+    parked = timeline.locator(".event-case-parked").inner_text()
+    assert parked.startswith(f"{ENGINEER} parked the case: Waiting on {WAITING_ON}"), parked
 
     with app.app_context():
         kb = db.session.scalar(

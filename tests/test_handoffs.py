@@ -794,9 +794,11 @@ def _queue_cases(app, silent) -> dict[str, int]:
     with app.app_context():
         ann = _user("ann@example.com")
         ids = {}
-        for minutes, title, intent, priority in [
-            (0, "Old park", "park", "normal"),
-            (5, "Hot escalation", "escalate", "elevated"),
+        for minutes, title, intent, priority, resume in [
+            (0, "Old park", "park", "normal", None),
+            (2, "Vendor park", "park", "normal", timedelta(hours=5)),
+            (5, "Hot escalation", "escalate", "elevated", None),
+            (7, "Calm escalation", "escalate", "normal", None),
         ]:
             with clock.frozen_at(clock.now() - timedelta(hours=2) + timedelta(minutes=minutes)):
                 case = _case(title, at=clock.now())
@@ -806,50 +808,91 @@ def _queue_cases(app, silent) -> dict[str, int]:
                     f"notes of {title}",
                     priority,
                     ann,
-                    waiting_on="vendor" if intent == "park" else None,
+                    waiting_on=f"vendor of {title}" if intent == "park" else None,
+                    resume_at=clock.now() + resume if resume else None,
                 )
             ids[title] = handoff.id
         db.session.commit()
         return ids
 
 
-def test_queue_page_lists_elevated_first_and_filters_in_the_url(app, viewer_client, silent_writer):
+def _between(body: str, start: str, end: str) -> str:
+    return body[body.index(start) : body.index(end, body.index(start))]
+
+
+def test_the_claim_queue_holds_escalations_and_parked_cases_wait_apart(
+    app, viewer_client, silent_writer
+):
     empty = viewer_client.get("/queue").get_data(as_text=True)
-    assert "Nothing waiting" in empty and "Park or escalate" in empty
+    assert "Nothing waiting to be claimed" in empty and "Park or escalate" in empty
     _queue_cases(app, silent_writer)
     page = viewer_client.get("/queue")
     body = page.get_data(as_text=True)
     assert "<html" in body and "HX-Request" in page.headers["Vary"]
-    assert body.index("Hot escalation") < body.index("Old park")
-    assert "notes of Old park" in body and "Waiting on:" in body
-    assert "ann@example.com" in body and "h ago" in body
+    queue_part = _between(body, 'id="handoff-queue"', "</table>")
+    # The claim queue: escalations, elevated first; parked cases are not in it.
+    assert queue_part.index("Hot escalation") < queue_part.index("Calm escalation")
+    assert "Old park" not in queue_part and "Vendor park" not in queue_part
+    assert "ann@example.com" in queue_part and "h ago" in queue_part
     assert ">Claim</button>" not in body  # viewers read only
+    tabs = _between(body, 'id="queue-tabs"', "</nav>")
+    assert re.search(r'aria-current="page">To claim <span class="count"[^>]*>2<', tabs), tabs
+    assert re.search(r'>Parked <span class="count"[^>]*>2<', tabs), tabs
 
+    # Parked: what each waits on and when to resume, the soonest resume first.
     fragment = viewer_client.get("/queue?intent=park", headers=HX)
     text = fragment.get_data(as_text=True)
     assert text.lstrip().startswith('<div id="handoff-queue"')
-    assert "Old park" in text and "Hot escalation" not in text
+    assert "Hot escalation" not in text and "Calm escalation" not in text
+    assert text.index("Vendor park") < text.index("Old park")
+    assert "vendor of Vendor park" in text and "vendor of Old park" in text
+    assert ">in 3 h<" in text, text  # the resume time, relative
+    assert "when it arrives" in text  # no resume time given
     assert fragment.headers["HX-Push-Url"] == "/queue?intent=park"
     assert 'hx-push-url="true"' in text
-    assert viewer_client.get("/queue?intent=bogus", headers=HX).headers["HX-Push-Url"] == "/queue"
+    for other in ("bogus", "escalate", ""):
+        answer = viewer_client.get(f"/queue?intent={other}", headers=HX)
+        assert answer.headers["HX-Push-Url"] == "/queue"
+        assert "Hot escalation" in answer.get_data(as_text=True)
 
 
-def test_claim_from_the_queue_shows_the_briefing(app, engineer_client, client, silent_writer):
+def test_a_parked_case_past_its_resume_time_is_due(app, viewer_client, silent_writer):
+    ids = _queue_cases(app, silent_writer)
+    with clock.frozen_at(clock.now() + timedelta(hours=4)):
+        text = viewer_client.get("/queue?intent=park").get_data(as_text=True)
+    row = _between(text, f'id="handoff-row-{ids["Vendor park"]}"', "</tr>")
+    assert "handoffs-due" in row
+    assert "handoffs-due" not in _between(text, f'id="handoff-row-{ids["Old park"]}"', "</tr>")
+
+
+def test_claim_from_the_queue_opens_the_briefing_and_updates_the_counts(
+    app, engineer_client, client, silent_writer
+):
     ids = _queue_cases(app, silent_writer)
     page = engineer_client.get("/queue").get_data(as_text=True)
     assert ">Claim</button>" in page
+    nav = page.split('id="main"')[0]
+    assert re.search(r'id="nav-queue-count"[^>]*>2</span>', nav), nav
     hid = ids["Hot escalation"]
     row = {**HX, "HX-Target": f"handoff-row-{hid}"}
     claimed = engineer_client.post(f"/handoffs/{hid}/claim", headers=row)
     assert claimed.status_code == 200
     body = claimed.get_data(as_text=True)
     assert body.lstrip().startswith(f'<tr id="handoff-row-{hid}"')
-    assert "You claimed case #" in body
-    assert "being written…" in body  # the briefing: a task writes it after the commit
-    piece = re.search(r'hx-get="([^"]*/writing/briefing/[^"]*)"', body).group(1)
+    assert "its briefing is open above" in _between(body, "<tr", "</tr>")
+    # The briefing in its own panel; the tabs and the nav's badge follow, all out of band.
+    panel = _between(body, '<section id="queue-briefing"', "</section>")
+    assert 'hx-swap-oob="true"' in panel and "You claimed case #" in panel
+    assert "being written…" in panel  # the briefing: a task writes it after the commit
+    assert "Open case #" in panel
+    tabs = _between(body, '<nav class="status-tabs" id="queue-tabs"', "</nav>")
+    assert 'hx-swap-oob="true"' in tabs
+    assert re.search(r'>To claim <span class="count"[^>]*>1<', tabs), tabs
+    assert re.search(r'>Parked <span class="count"[^>]*>2<', tabs), tabs
+    assert re.search(r'id="nav-queue-count"[^>]*hx-swap-oob="true"[^>]*>1</span>', body)
+    piece = re.search(r'hx-get="([^"]*/writing/briefing/[^"]*)"', panel).group(1)
     with app.app_context():
         run_due()
-    assert "Open case #" in body
     briefing = engineer_client.get(piece.replace("&amp;", "&"), headers=HX)
     assert "<strong>Escalated (elevated priority)</strong> by ann@example.com" in (
         briefing.get_data(as_text=True)
@@ -859,17 +902,61 @@ def test_claim_from_the_queue_shows_the_briefing(app, engineer_client, client, s
 
     again = client.post(f"/handoffs/{hid}/claim", headers=row)
     assert again.status_code == 422
-    assert "already claimed by engineer@example.com" in again.get_data(as_text=True)
-    # Without htmx: a redirect to the case; a refused one is a 409 page.
+    refused = again.get_data(as_text=True)
+    assert "already claimed by engineer@example.com" in refused
+    assert 'id="queue-briefing"' not in refused
+    # A parked case is picked up from its tab the same way; without htmx: a redirect to the
+    # case; a refused one is a 409 page.
     other = ids["Old park"]
+    from_parked = engineer_client.post(
+        f"/handoffs/{other}/claim",
+        data={"intent": "park"},
+        headers={**HX, "HX-Target": f"handoff-row-{other}"},
+    ).get_data(as_text=True)
+    tabs = _between(from_parked, 'id="queue-tabs"', "</nav>")
+    assert re.search(r'aria-current="page">Parked <span class="count"[^>]*>1<', tabs), tabs
+    other = ids["Vendor park"]
     assert client.post(f"/handoffs/{other}/claim").status_code == 302
     assert client.post(f"/handoffs/{other}/claim").status_code == 409
     assert client.post("/handoffs/999/claim").status_code == 404
 
 
-def test_queue_has_a_nav_link(viewer_client):
+def test_queue_has_a_nav_link_with_a_badge(viewer_client):
     page = viewer_client.get("/queue").get_data(as_text=True)
-    assert 'href="/queue" aria-current="page">Queue</a>' in page.split("<main>")[0]
+    nav = page.split('id="main"')[0]
+    assert re.search(r'href="/queue" aria-current="page">Queue\s*<span id="nav-queue-count"', nav)
+    assert re.search(r'id="nav-queue-count"[^>]*hidden[^>]*>0</span>', nav)  # nothing waits
+    assert "hx-swap-oob" not in nav
+
+
+def test_the_nav_badge_is_one_count_and_only_on_console_pages(
+    app, client, silent_writer, api_token
+):
+    """One COUNT query per console page; webhook and API requests render no nav, so they
+    never run it."""
+    from sqlalchemy import event
+
+    _queue_cases(app, silent_writer)
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if "count(handoffs.id)" in statement.lower():
+            seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        page = client.get("/cases").get_data(as_text=True)
+        assert re.search(r'id="nav-queue-count"[^>]*>2</span>', page)
+        assert len(seen) == 1
+        seen.clear()
+        token = api_token("viewer")
+        assert client.get("/api/cases", headers={"Authorization": f"Bearer {token}"}).json
+        assert client.get("/healthz").status_code == 200
+        assert seen == []
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 # -- in the browser ------------------------------------------------------------------------
@@ -921,18 +1008,21 @@ def test_modal_and_queue_in_the_browser(app, make_user, silent_writer, request):
     assert "waiting in the" in panel.inner_text()
     assert opener.count() == 0  # one handoff waits at a time
 
-    page.get_by_role("link", name="Queue", exact=True).click()
+    page.get_by_role("link", name="Queue 1").click()  # the nav's badge counts it
     page.wait_for_url("**/queue")
     row = page.locator("tr[data-handoff-id]", has_text="Disk full on db-1")
     assert "elevated" in row.inner_text()
     page.get_by_role("link", name="Parked").click()
     page.wait_for_url("**/queue?intent=park")
-    page.get_by_text("Nothing waiting here.").wait_for()
-    page.get_by_role("link", name="Show all intents").click()
+    page.get_by_text("Nothing parked.").wait_for()
+    page.get_by_role("link", name="Back to the claim queue").click()
     page.wait_for_url(lambda url: url.endswith("/queue"))
     row.get_by_role("button", name=f"Claim case #{case_id}").click()
-    page.get_by_text(f"You claimed case #{case_id}").wait_for()
-    briefing = page.locator(".handoffs-briefing")
+    page.get_by_text(f"You claimed case #{case_id}").first.wait_for()
+    # The counts follow the claim without a reload.
+    page.locator("#nav-queue-count").wait_for(state="hidden")
+    assert page.locator("#queue-tabs").inner_text().split() == ["To", "claim", "0", "Parked", "0"]
+    briefing = page.locator("#queue-briefing")
     assert "being written…" in briefing.inner_text()  # a task writes it: the fragment polls
     with app.app_context():
         assert run_due() == 2  # the escalation's assessment, the briefing

@@ -107,8 +107,7 @@ def test_the_case_page_says_which_rule_acted(app, client):
     case_id = make_case(app, endpoint_id=endpoint_id, at=T0)
     run(app, T0 + timedelta(hours=3))
     page = client.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert "Inactivity rule: no activity for 2 h → close" in page
-    assert "By Casehook" in page
+    assert "Casehook closed the case after 2 h without activity" in page
 
 
 @pytest.mark.parametrize(

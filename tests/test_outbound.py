@@ -577,15 +577,18 @@ def test_config_as_code_subscriptions(outbound_app, receiver, client, tmp_path, 
 def test_bad_api_input_is_a_clear_4xx(outbound_app, receiver, client):
     create = {"url": receiver.url(), "event_types": ["case.*"]}
     for body, status, error in [
-        ({**create, "secret": 42}, 422, "invalid_secret"),
+        # Shapes: the schema (400 invalid_input naming the field) ...
+        ({**create, "secret": 42}, 400, "invalid_input"),
+        ({**create, "event_types": "bad pattern!"}, 400, "invalid_input"),
+        ({**create, "url": 7}, 400, "invalid_input"),
+        ({"url": receiver.url()}, 400, "invalid_input"),
+        ({**create, "colour": "red"}, 400, "invalid_input"),
+        # ... values: the subscription rules (422 invalid_<field>).
         ({**create, "secret": "whsec_short"}, 422, "invalid_secret"),
-        ({**create, "event_types": "bad pattern!"}, 422, "invalid_event_types"),
+        ({**create, "event_types": ["bad pattern!"]}, 422, "invalid_event_types"),
         ({**create, "event_types": []}, 422, "invalid_event_types"),
         ({**create, "headers": {"webhook-id": "x"}}, 422, "invalid_headers"),
         ({**create, "url": "ftp://example.com/"}, 422, "invalid_url"),
-        ({**create, "url": 7}, 422, "invalid_url"),
-        ({"url": receiver.url()}, 422, "missing_field"),
-        ({**create, "colour": "red"}, 400, "invalid_field"),
     ]:
         response = client.post("/api/subscriptions", json=body)
         assert (response.status_code, response.json["error"]) == (status, error), body

@@ -228,6 +228,11 @@ def test_the_realistic_case_reads_like_the_work_that_was_done(
             "Problem" in notes
             and "Spelling error in the README file (Codertocat/Hello-World#1)" in notes
         )
+        # The source's own description, quoted (the issue body of the opening delivery).
+        assert (
+            "GitHub described it:\n\n> It looks like you accidently spelled 'commit' with two 't's."
+            in section(notes, "Problem")
+        )
         advice = section(notes, "Recommendations")
         assert "“Stale docs build” (a fresh build still shows the typo)" in advice
         assert "“Generated from a template” (no template generates the README)" in advice
@@ -255,6 +260,9 @@ def test_the_realistic_case_reads_like_the_work_that_was_done(
         assert "issues.opened" not in client and "issue_comment" not in client
         assert "looked into three possible causes and ruled out two of them" in client
         assert "brought in a colleague" in client
+        # No internal names: the hypotheses are counted, not named; nobody's email.
+        for name in ("Stale docs build", "Generated from a template", "Typo in README.md", "@"):
+            assert name not in client, name
         for output in written.values():
             assert_no_placeholders(output.content)
 

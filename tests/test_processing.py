@@ -2,6 +2,8 @@
 
 import copy
 
+from sqlalchemy import event as sa_event
+
 from app.cases.models import Case
 from app.events.models import CaseEvent
 from app.extensions import db
@@ -209,3 +211,29 @@ def test_attacker_controlled_title_is_stored_as_text(app, github, drain):
     assert drain() == 0
     with app.app_context():
         assert db.session.scalar(db.select(Case.title)).startswith("<script>alert(1)</script>")
+
+
+@BOTH_DATABASES
+def test_a_batch_is_one_transaction_in_arrival_order(app, github, monkeypatch):
+    """``process_batch``: one claim and one commit for several deliveries; their events get
+    consecutive positions in the order the deliveries arrived, one case counts all three."""
+    monkeypatch.setattr(processing, "_batch_size", 10)
+    for name in ("issues.opened", "pull_request.opened", "issues.edited", "issues.reopened"):
+        github.send_fixture(name)
+    with app.app_context():
+        pks = db.session.scalars(
+            db.select(Delivery.id).order_by(Delivery.received_at, Delivery.id)
+        ).all()
+        db.session.rollback()
+        commits = []
+        sa_event.listen(db.session(), "after_commit", lambda _s: commits.append(1))
+        assert processing.process_batch(pks) == 4
+        assert len(commits) == 1
+        statuses = db.session.scalars(db.select(Delivery.status)).all()
+        assert statuses == ["processed"] * 4
+        events = db.session.scalars(db.select(CaseEvent).order_by(CaseEvent.seq)).all()
+        assert [e.delivery_pk for e in events] == pks
+        assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 4))
+        assert [e.lamport for e in events] == sorted(e.lamport for e in events)
+        counts = db.session.scalars(db.select(Case.delivery_count).order_by(Case.id)).all()
+        assert counts == [3, 1]

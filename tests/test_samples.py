@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app import demo
 from app.cases.models import Case
 from app.extensions import db
 from app.webhooks.models import Delivery, Endpoint
@@ -132,27 +133,105 @@ def test_the_product_never_names_the_shared_folder():
 # --- flask demo -------------------------------------------------------------------------------
 
 
+#: What ``flask demo`` sends: every shipped sample and the demo's own incidents.
+SENT = len(SHIPPED) + len(demo.INCIDENTS)
+
+
 def test_demo_sends_every_providers_samples_with_shared_unreachable(
     app, runner, drain, shared_unreachable
 ):
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0, result.output
-    sent = len(SHIPPED)
-    assert f"Sent {sent} deliveries" in result.output
-    assert "http://casehook.test/cases" in result.output
+    assert f"Sent {SENT} deliveries" in result.output
+    assert "cases: http://casehook.test/cases" in result.output
     assert drain() == 0
     with app.app_context():
         endpoints = db.session.scalars(db.select(Endpoint)).all()
         assert {e.provider for e in endpoints} == set(PROVIDERS)
-        assert db.session.scalar(db.select(db.func.count(Delivery.id))) == sent
+        assert db.session.scalar(db.select(db.func.count(Delivery.id))) == SENT
         failed = db.session.scalars(db.select(Delivery).where(Delivery.status != "processed"))
         assert [d.event_type for d in failed] == []
         cases = db.session.scalars(db.select(Case)).all()
-        assert len(cases) >= 10
+        assert len(cases) >= 12
         assert {c.severity for c in cases} == {"critical", "error", "warning", "info"}
-        assert {c.status for c in cases} >= {"open", "closed"}
+        assert {c.status for c in cases} >= {"open", "closed", "resolved", "parked", "escalated"}
         assert len({c.provider for c in cases}) >= 7
+        assert sum(c.acknowledged_at is not None for c in cases) >= 2
     assert shared_unreachable == []
+
+
+def test_demo_works_one_case_through_the_domain(app, runner, drain):
+    """One worked case: a dead end and a solved branch, an escalation claimed by someone
+    else, resolved, its three outputs written and approved; one case escalated and waiting
+    in the claim queue, one parked with what it waits on and when to resume. Sentences
+    only, no JSON log lines."""
+    from app.branches.models import Branch
+    from app.handoffs.models import Handoff
+    from app.outputs.models import ResolutionOutput
+
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert not re.search(r"^\s*\{", result.output, re.M), result.output
+    worked_line = re.search(r"^Worked case #(\d+) \((.+?)\): .*resolved, outputs approved: "
+                            r"http://casehook.test/cases/(\d+)$", result.output, re.M)  # fmt: skip
+    assert worked_line, result.output
+    case_id = int(worked_line.group(1))
+    assert int(worked_line.group(3)) == case_id
+    with app.app_context():
+        case = db.session.get(Case, case_id)
+        assert case.title == worked_line.group(2) and case.severity == "critical"
+        assert case.status == "resolved" and case.resolution_summary
+        assert case.assignee.email == demo.BEN and case.acknowledged_by == demo.ANA
+        branches = {b.label: b for b in db.session.scalars(
+            db.select(Branch).where(Branch.case_id == case_id))}  # fmt: skip
+        assert branches["Bad deploy"].status == "dead_end"
+        assert "did not change the 502 rate" in branches["Bad deploy"].reason
+        assert branches["Connection pool exhausted"].status == "solved"
+        assert branches["Load balancer health checks"].status == "untried"
+        [handoff] = db.session.scalars(db.select(Handoff).where(Handoff.case_id == case_id))
+        assert handoff.intent == "escalate" and handoff.claimed_by.email == demo.BEN
+        assert handoff.created_by.email == demo.ANA
+        assert handoff.briefing and handoff.assessment  # written here, not left for a worker
+        written = db.session.scalars(
+            db.select(ResolutionOutput).where(ResolutionOutput.case_id == case_id)
+        ).all()
+        assert sorted(o.kind for o in written) == ["client_summary", "kb_article", "ticket_notes"]
+        assert {o.status for o in written} == {"approved"}
+        types = [e.type for e in case.events]
+        for expected in (
+            "case.acknowledged",
+            "branch.forked",
+            "branch.status_changed",
+            "case.escalated",
+            "case.claimed",
+            "case.resolved",
+            "output.approved",
+        ):
+            assert expected in types, expected  # fmt: skip
+
+        waiting = db.session.scalars(
+            db.select(Handoff).where(Handoff.case_id != case_id, Handoff.claimed_at.is_(None))
+        ).all()
+        assert sorted(h.intent for h in waiting) == ["escalate", "park"]
+        parked = next(h for h in waiting if h.intent == "park")
+        assert parked.waiting_on and parked.resume_at is not None
+        assert parked.case.status == "parked"
+    # The worker finds nothing left to do that would undo the demo (no output rewritten).
+    assert drain() == 0
+    with app.app_context():
+        assert {o.status for o in db.session.scalars(
+            db.select(ResolutionOutput).where(ResolutionOutput.case_id == case_id))} == {
+            "approved"}  # fmt: skip
+
+    # Run again: nothing is worked twice.
+    again = runner.invoke(args=["demo"])
+    assert again.exit_code == 0, again.output
+    assert "outputs approved (already)" in again.output
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Handoff.id))) == 3
+        assert db.session.scalar(db.select(db.func.count(Case.id))) == len(
+            db.session.scalars(db.select(Case)).all()
+        )
 
 
 def test_demo_twice_says_so_and_sends_nothing_again(app, runner, drain):
@@ -162,14 +241,16 @@ def test_demo_twice_says_so_and_sends_nothing_again(app, runner, drain):
     assert "Demo already loaded for github, " in second.output
     assert "nothing sent again (flask demo --again resends)" in second.output
     with app.app_context():
-        assert db.session.scalar(db.select(db.func.count(Delivery.id))) == len(SHIPPED)
+        assert db.session.scalar(db.select(db.func.count(Delivery.id))) == SENT
         assert db.session.scalar(db.select(db.func.count(Endpoint.id))) == len(PROVIDERS)
+        cases = db.session.scalar(db.select(db.func.count(Case.id)))
     again = runner.invoke(args=["demo", "--again"])
-    assert again.exit_code == 0 and f"Sent {len(SHIPPED)} deliveries" in again.output
+    assert again.exit_code == 0 and f"Sent {SENT} deliveries" in again.output
     assert "(already sent)" in again.output  # ids taken from the body: duplicates, not errors
     assert drain() == 0
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Endpoint.id))) == len(PROVIDERS)
+        assert db.session.scalar(db.select(db.func.count(Case.id))) == cases
 
 
 # --- Send a test delivery ----------------------------------------------------------------------
@@ -211,17 +292,6 @@ def test_dry_run_on_a_sample_with_shared_unreachable(app, client, shared_unreach
 
 # --- scripts/run --demo from a bare copy of the tree ----------------------------------------
 
-TREE = (
-    "app",
-    "app.py",
-    "templates",
-    "static",
-    "migrations",
-    "scripts",
-    "Procfile",
-    "pyproject.toml",
-)
-
 
 def _processes_under(folder: Path) -> list[str]:
     """Command lines of live processes that mention ``folder`` (ours or our children's)."""
@@ -236,18 +306,29 @@ def _processes_under(folder: Path) -> list[str]:
     return found
 
 
+def _tracked_files() -> list[str]:
+    """The files a clone of this repository holds: what git tracks (``.gitignore``d and
+    never added files are not in a user's clone, so they must not be needed)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name]
+
+
 def _bare_copy(tmp_path: Path) -> Path:
-    """The tree copied into ``tmp_path/casehook`` with nothing beside it, and a ``.venv`` that
-    borrows this checkout's installed packages (so no install runs)."""
+    """A clone of the repository in ``tmp_path/casehook`` with nothing beside it: git's
+    tracked files, as they are in this working tree (so uncommitted edits are tried too),
+    and a ``.venv`` that borrows this checkout's installed packages (so no install runs)."""
     clone = tmp_path / "casehook"
     clone.mkdir()
-    for name in TREE:
+    for name in _tracked_files():
         source = ROOT / name
-        if source.is_dir():
-            ignore = shutil.ignore_patterns("__pycache__", "instance")
-            shutil.copytree(source, clone / name, ignore=ignore)
-        else:
-            (clone / name).write_bytes(source.read_bytes())
+        if not source.is_file():
+            continue  # deleted in the working tree, not yet in git
+        target = clone / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    assert not (clone / "instance").exists() and (clone / "scripts" / "run").exists()
     venv = Path(sys.prefix)
     (clone / ".venv").mkdir()
     for part in ("bin", "lib", "pyvenv.cfg"):
@@ -299,15 +380,16 @@ def test_flask_demo_in_a_bare_copy_prints_sentences_only(app, tmp_path):
     assert located.stdout.startswith(str(clone))  # the copy runs, not this checkout
     (clone / "instance").mkdir()
     assert flask("db", "upgrade").returncode == 0
-    demo = flask("demo")
-    assert demo.returncode == 0, demo.stderr
-    printed = demo.stdout + demo.stderr
-    assert f"Sent {len(SHIPPED)} deliveries" in demo.stdout
-    assert "http://demo.example:8123/cases" in demo.stdout
+    first = flask("demo")
+    assert first.returncode == 0, first.stderr
+    printed = first.stdout + first.stderr
+    assert f"Sent {SENT} deliveries" in first.stdout
+    assert "http://demo.example:8123/cases" in first.stdout
+    assert "Worked case #" in first.stdout
     assert not re.search(r"^\s*\{", printed, re.M), printed  # no JSON log line
     assert "Traceback" not in printed
     for name in PROVIDERS:
-        assert re.search(rf"^  {name} +\d+ sent: ", demo.stdout, re.M), demo.stdout
+        assert re.search(rf"^  {name} +\d+ sent: ", first.stdout, re.M), first.stdout
     again = flask("demo")
     assert again.returncode == 0 and "Demo already loaded for github" in again.stdout
 
@@ -316,8 +398,9 @@ def test_flask_demo_in_a_bare_copy_prints_sentences_only(app, tmp_path):
 @pytest.mark.skipif(not Path(sys.prefix, "bin", "activate").exists(), reason="needs a venv")
 @pytest.mark.parametrize("ctrl_c", ["script", "terminal"])
 def test_scripts_run_demo_in_a_bare_copy_then_ctrl_c(tmp_path, ctrl_c):
-    """``scripts/run --demo`` where nothing is beside the tree: it starts, the admin can sign
-    in, /cases lists demo cases; Ctrl-C (SIGINT to the script alone, or to its whole process
+    """``scripts/run --demo`` in a clone with nothing beside it: it starts, the admin can sign
+    in, /cases lists demo cases (the samples' and the worked case, resolved); Ctrl-C (SIGINT
+    to the script alone, or to its whole process
     group as a terminal sends it) stops the web and worker, then Redis, with no traceback."""
     clone = _bare_copy(tmp_path)
     assert not (tmp_path / "shared").exists()
@@ -363,6 +446,9 @@ def test_scripts_run_demo_in_a_bare_copy_then_ctrl_c(tmp_path, ctrl_c):
                     break
                 assert time.monotonic() < deadline, cases[-2000:]
                 time.sleep(0.5)
+            resolved = http.get("/cases?status=resolved").text
+            assert "Checkout API answers 502" in resolved, resolved[-2000:]
+            assert "Disk 91% full on db-replica-2" in http.get("/queue").text
     finally:
         if ctrl_c == "script":
             process.send_signal(signal.SIGINT)

@@ -286,6 +286,19 @@ def test_ticket_notes_problem_says_who_reported_what_and_when(written):
     assert "What the three deliveries said:" in problem
 
 
+def test_ticket_notes_quote_the_source_description():
+    context = realistic_context()
+    context["incident"] = {"description": "Checkout answers 502.\n\n## Steps\n- pay by card"}
+    notes = BuiltinWriter().document("ticket_notes", context, SUMMARY).text
+    problem = notes.split("## Problem", 1)[1].split("\n## ", 1)[0]
+    assert (
+        "Alertmanager described it:\n\n> Checkout answers 502.\n>\n> ## Steps\n> - pay" in problem
+    )
+    assert "\n## Steps" not in notes  # the source's heading stays inside the quote
+    del context["incident"]
+    assert "described it" not in BuiltinWriter().document("ticket_notes", context, SUMMARY).text
+
+
 def test_ticket_notes_diagnostic_steps_walk_the_branches_with_every_dead_end_reason(written):
     steps = section(written["ticket_notes"], "Diagnostic steps")
     # In map order: the root's notes, then each hypothesis.
@@ -438,11 +451,60 @@ def test_client_summary_is_two_or_three_plain_paragraphs(written):
         "(5xx above 5%). We treated it as urgent."
     )
     assert "looked into three possible causes and ruled out two of them" in paragraphs[1]
-    assert "We found the cause: Expired TLS certificate on the payments upstream." in paragraphs[1]
+    # The cause as found, not the team's name for the hypothesis.
+    assert "We found the cause: the certificate expired at 08:59 UTC." in paragraphs[1]
+    assert "Expired TLS certificate on the payments upstream" not in summary
     assert "waited on the payments provider's support desk" in paragraphs[1]
     assert SUMMARY in paragraphs[1]
     assert paragraphs[-1].startswith("The problem is now resolved (since 20 November 2026, about")
     assert_no_placeholders(summary)
+
+
+def test_client_summary_never_shows_internal_names():
+    context = realistic_context()
+    context["case"]["title"] = "OPS-4411: Checkout payments fail"
+    context["handoffs"][-1]["waiting_on"] = "OPS-4412 (vendor desk, bob@payments.example)"
+    summary = (
+        "Confirmed bad deploy 2026.11.20-3 was not it; alice@example.com renewed the "
+        "certificate (case #12, handoff #3) and reloaded the proxy."
+    )
+    out = BuiltinWriter().document("client_summary", context, summary).text
+    for internal in (
+        "OPS-44", "@", "#12", "#3", "Bad deploy 2026.11.20-3", "Database connection pool",
+        "Expired TLS certificate",
+    ):  # fmt: skip
+        assert internal.lower() not in out.lower(), (internal, out)
+    assert out.startswith("On 20 November 2026, our monitoring alerted us to a problem: ")
+    assert "Checkout payments fail." in out
+    assert "a colleague renewed the certificate and reloaded the proxy." in out
+    assert "waited on an internal ticket (vendor desk, a colleague)" in out
+
+
+@pytest.mark.parametrize(
+    ("statuses", "said"),
+    [
+        (["dead_end", "dead_end", "solved"], "three possible causes and ruled out two of them."),
+        (["dead_end", "dead_end"], "looked into two possible causes and ruled both out."),
+        (["dead_end", "dead_end", "dead_end"], "three possible causes and ruled all of them out."),
+        (["dead_end", "untried", "solved"], "two possible causes and ruled out one of them."),
+        (["dead_end"], "looked into one possible cause and ruled it out."),
+        (["solved", "untried"], "Our team investigated the problem."),
+    ],
+)  # fmt: skip
+def test_client_summary_counts_what_was_tried_and_ruled_out(statuses, said):
+    context = realistic_context()
+    root, *hypotheses = context["branches"]
+    root["status"] = "dead_end"  # a root marked so is no hypothesis ruled out
+    context["branches"] = [root] + [
+        {
+            **branch,
+            "status": status,
+            "reason": "it held" if status == "solved" else branch["reason"],
+        }
+        for branch, status in zip(hypotheses, statuses, strict=False)
+    ]
+    out = BuiltinWriter().document("client_summary", context, SUMMARY).text
+    assert said in out, out
 
 
 def test_documents_are_deterministic():
@@ -735,6 +797,10 @@ class ChatServer:
         if task == "client_summary":
             if mode == "jargon":
                 return "We checked three branches and found the cause."
+            if mode == "internal":
+                return (
+                    "Alice@example.com found an Expired TLS certificate on the payments upstream."
+                )
             return (
                 "Checkout payments failed for a while this morning.\n\nWe fixed it; it is resolved."
             )
@@ -826,6 +892,15 @@ def test_a_client_summary_with_jargon_is_refused(chat_server):
     written = writer.document("client_summary", realistic_context(), SUMMARY)
     assert written.writer == "builtin" and "internal words: branch" in written.fallback_reason
     assert written.written_by == "builtin"
+
+
+def test_a_client_summary_naming_internal_things_is_refused(chat_server):
+    chat_server.mode = "internal"
+    written = llm(chat_server).document("client_summary", realistic_context(), SUMMARY)
+    assert written.writer == "builtin", written.text
+    assert written.fallback_reason.endswith(
+        "names internal things: Expired TLS certificate on the payments upstream, Alice@example.com"
+    )
 
 
 def test_llm_unreachable_falls_back():

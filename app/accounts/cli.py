@@ -41,6 +41,12 @@ def bootstrap_command() -> None:
     With users already there it does nothing and prints nothing, so it can run at every
     start. The email is ``CASEHOOK_ADMIN_EMAIL`` (default admin@localhost).
     """
+    bootstrap_and_say()
+
+
+def bootstrap_and_say() -> None:
+    """Create the first admin when there are no users, and print its email and password
+    (``flask users bootstrap``; ``flask demo`` on an empty database)."""
     created = service.bootstrap_admin(current_app.config["ADMIN_EMAIL"])
     if created is None:
         return

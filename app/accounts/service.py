@@ -18,6 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import clock
 from app.accounts.models import ROLES, ApiToken, Role, User
+from app.errors import DomainError
 from app.extensions import db
 from app.templating import as_utc
 
@@ -29,7 +30,7 @@ TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
-class AccountError(ValueError):
+class AccountError(DomainError, ValueError):
     """A refused account change; ``str(error)`` says what was wrong."""
 
 

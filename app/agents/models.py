@@ -11,6 +11,10 @@ from app import clock
 from app.extensions import db
 from app.ids import new_id
 
+#: What ``AgentRun.status`` can be.
+RUN_STATUSES = ("awaiting_approval", "queued", "running", "succeeded", "failed", "timed_out",
+                "cancelled")  # fmt: skip
+
 
 class Agent(db.Model):
     """An external command Casehook may run on a case.

@@ -13,6 +13,7 @@ from typing import Any
 
 from app import clock
 from app.agents.models import Agent, AgentRun
+from app.errors import DomainError
 from app.events.record import record_event
 from app.extensions import db
 from app.tasks import NotCancellable, cancel_task, create_task
@@ -40,7 +41,7 @@ FIELDS = (
 )
 
 
-class AgentError(ValueError):
+class AgentError(DomainError, ValueError):
     """An agent definition or a run request is invalid; ``field`` names the part."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -48,9 +49,11 @@ class AgentError(ValueError):
         self.field, self.message = field, message
 
 
-class RunConflict(ValueError):
+class RunConflict(DomainError, ValueError):
     """The run is not in a state that allows this (approve a queued run, cancel a finished
     one)."""
+
+    status, error = 409, "run_conflict"
 
 
 def get_agent(name: str) -> Agent | None:

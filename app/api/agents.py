@@ -1,46 +1,144 @@
 """``/api/agents`` and ``/api/agent-runs``: registered agents and their runs (C8).
 
-- ``GET /api/agents`` → ``{"agents": [agent...]}``; ``POST /api/agents`` ``{"name", "argv",
-  "description"?, "workdir"?, "env"?, "secrets"?, "max_concurrent"?, "timeout_seconds"?,
-  "max_output_bytes"?, "retries"?}`` → 201 the agent (admins).
-- ``GET/PATCH/DELETE /api/agents/<name>`` (PATCH and DELETE: admins).
-- ``POST /api/cases/<id>/agent-runs`` ``{"agent", "prompt", "priority"?,
-  "requires_approval"?}`` → 202 the run (engineers).
-- ``GET /api/agent-runs?case_id=&status=`` → ``{"agent_runs": [run...]}``;
-  ``GET /api/agent-runs/<id>`` → ``{"id", "agent", "case_id", "status", "exit_code",
-  "stdout", "stderr", "attempts", "queued_at", "started_at", "finished_at", ...}``.
-- ``POST /api/agent-runs/<id>/cancel`` and ``/approve`` → the run; 409 when its state does
-  not allow it.
-
-Errors are ``{"error", "detail"}`` (400 with ``field`` for an invalid definition).
+Admins define agents; engineers run them on cases (and approve or cancel runs); viewers
+read. Refusals are ``{"error", "detail", "field"?}``: 400 an invalid definition or run
+request (``field`` names the part), 404 no such agent or run, 409 ``run_conflict`` when the
+run's state does not allow it.
 """
 
 from __future__ import annotations
 
-from flask import abort, jsonify, request
+from collections.abc import Callable
+
+from flask import abort
 from flask_login import current_user
 
 from app.accounts.auth import require_role
 from app.agents import service
-from app.agents.models import Agent, AgentRun
-from app.agents.service import AgentError, RunConflict
+from app.agents.models import Agent as AgentRow
+from app.agents.models import AgentRun
 from app.api import bp
-from app.api.common import case_or_404, json_body
+from app.api.common import case_or_404
+from app.api.schemas.agents import (
+    Agent,
+    AgentBody,
+    AgentList,
+    AgentPatch,
+    Run,
+    RunBody,
+    RunList,
+    RunsQuery,
+)
+from app.api.spec import operation
 from app.extensions import db
-from app.inputs import as_id
-
-STATUSES = ("awaiting_approval", "queued", "running", "succeeded", "failed", "timed_out",
-            "cancelled")  # fmt: skip
 
 
-def _invalid(exc: AgentError):
-    db.session.rollback()
-    response = jsonify(error="invalid_agent", detail=str(exc), field=exc.field)
-    response.status_code = 400
-    return response
+@bp.get("/agents")
+@require_role("viewer")
+@operation(responses={200: AgentList}, tag="agents")
+def list_agents() -> AgentList:
+    """The registered agents, by name."""
+    return AgentList(agents=[Agent.of(a) for a in service.all_agents()])
 
 
-def _agent(name: str) -> Agent:
+@bp.post("/agents")
+@require_role("admin")
+@operation(body=AgentBody, responses={201: Agent}, tag="agents")
+def create_agent(body: AgentBody) -> tuple[Agent, int]:
+    """Register an agent (admins)."""
+    agent = service.create_agent(body.model_dump(exclude_unset=True), source="api")
+    db.session.commit()
+    return Agent.of(agent), 201
+
+
+@bp.get("/agents/<name>")
+@require_role("viewer")
+@operation(responses={200: Agent}, tag="agents")
+def show_agent(name: str) -> Agent:
+    """One agent."""
+    return Agent.of(_agent(name))
+
+
+@bp.patch("/agents/<name>")
+@require_role("admin")
+@operation(body=AgentPatch, responses={200: Agent}, tag="agents")
+def update_agent(name: str, body: AgentPatch) -> Agent:
+    """Change the fields given (admins); a new name must be free."""
+    agent = _agent(name)
+    service.update_agent(agent, body.model_dump(exclude_unset=True))
+    db.session.commit()
+    return Agent.of(agent)
+
+
+@bp.delete("/agents/<name>")
+@require_role("admin")
+@operation(responses={204: None}, tag="agents")
+def delete_agent(name: str):
+    """Delete an agent (admins): its runs stay, unfinished ones are cancelled."""
+    service.delete_agent(_agent(name))
+    db.session.commit()
+    return None, 204
+
+
+@bp.post("/cases/<int:case_id>/agent-runs")
+@require_role("engineer")
+@operation(body=RunBody, responses={202: Run}, tag="agents")
+def create_run(case_id: int, body: RunBody) -> tuple[Run, int]:
+    """Run an agent on the case: queued at once, or awaiting approval with
+    ``requires_approval``."""
+    case = case_or_404(case_id)
+    run = service.request_run(
+        case,
+        _agent(body.agent),
+        body.prompt,
+        actor=current_user.email,
+        priority=body.priority,
+        requires_approval=body.requires_approval,
+    )
+    db.session.commit()
+    return Run.of(run), 202
+
+
+@bp.get("/agent-runs")
+@require_role("viewer")
+@operation(query=RunsQuery, responses={200: RunList}, tag="agents")
+def list_runs(query: RunsQuery) -> RunList:
+    """Runs, newest first; ``case_id`` and ``status`` filter."""
+    return RunList(agent_runs=[Run.of(r) for r in service.runs_of(query.case_id, query.status)])
+
+
+@bp.get("/agent-runs/<run_id>")
+@require_role("viewer")
+@operation(responses={200: Run}, tag="agents")
+def show_run(run_id: str) -> Run:
+    """One run with its output (``stdout``, ``stderr``, ``exit_code`` of the latest
+    attempt)."""
+    return Run.of(_run(run_id))
+
+
+@bp.post("/agent-runs/<run_id>/cancel")
+@require_role("engineer")
+@operation(responses={200: Run}, tag="agents")
+def cancel_run(run_id: str) -> Run:
+    """Cancel a run that has not finished."""
+    return _decide(_run(run_id), service.cancel_run)
+
+
+@bp.post("/agent-runs/<run_id>/approve")
+@require_role("engineer")
+@operation(responses={200: Run}, tag="agents")
+def approve_run(run_id: str) -> Run:
+    """Approve a run awaiting approval: it is queued."""
+    return _decide(_run(run_id), service.approve_run)
+
+
+def _decide(run: AgentRun, action: Callable[[AgentRun, str], object]) -> Run:
+    action(run, current_user.email)  # RunConflict (409) when its state does not allow it
+    db.session.commit()
+    return Run.of(run)
+
+
+def _agent(name: str) -> AgentRow:
     agent = service.get_agent(name)
     if agent is None:
         abort(404, description=f"there is no agent {name!r}")
@@ -52,123 +150,3 @@ def _run(run_id: str) -> AgentRun:
     if run is None:
         abort(404, description=f"there is no agent run {run_id!r}")
     return run
-
-
-@bp.get("/agents")
-@require_role("viewer")
-def list_agents():
-    return jsonify({"agents": [a.to_dict() for a in service.all_agents()]})
-
-
-@bp.post("/agents")
-@require_role("admin")
-def create_agent():
-    body = json_body('send a JSON object: {"name": "summarise", "argv": ["/usr/bin/summarise"]}')
-    try:
-        agent = service.create_agent(body, source="api")
-    except AgentError as exc:
-        return _invalid(exc)
-    db.session.commit()
-    return jsonify(agent.to_dict()), 201
-
-
-@bp.get("/agents/<name>")
-@require_role("viewer")
-def show_agent(name: str):
-    return jsonify(_agent(name).to_dict())
-
-
-@bp.patch("/agents/<name>")
-@require_role("admin")
-def update_agent(name: str):
-    agent = _agent(name)
-    try:
-        service.update_agent(agent, json_body())
-    except AgentError as exc:
-        return _invalid(exc)
-    db.session.commit()
-    return jsonify(agent.to_dict())
-
-
-@bp.delete("/agents/<name>")
-@require_role("admin")
-def delete_agent(name: str):
-    service.delete_agent(_agent(name))
-    db.session.commit()
-    return "", 204
-
-
-@bp.post("/cases/<int:case_id>/agent-runs")
-@require_role("engineer")
-def create_run(case_id: int):
-    case = case_or_404(case_id)
-    body = json_body('send a JSON object: {"agent": "summarise", "prompt": "..."}')
-    name = body.get("agent")
-    if not isinstance(name, str) or not name:
-        abort(400, description='name the agent: {"agent": "summarise", "prompt": "..."}')
-    agent = service.get_agent(name)
-    if agent is None:
-        abort(404, description=f"there is no agent {name!r}")
-    priority = body.get("priority", 100)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        abort(400, description="priority must be a whole number (lower runs first)")
-    approval = body.get("requires_approval", False)
-    if not isinstance(approval, bool):
-        abort(400, description="requires_approval must be true or false")
-    try:
-        run = service.request_run(
-            case,
-            agent,
-            body.get("prompt", ""),
-            actor=current_user.email,
-            priority=priority,
-            requires_approval=approval,
-        )
-    except AgentError as exc:
-        db.session.rollback()
-        abort(400, description=str(exc))
-    db.session.commit()
-    return jsonify(run.to_dict()), 202
-
-
-@bp.get("/agent-runs")
-@require_role("viewer")
-def list_runs():
-    case_id = request.args.get("case_id")
-    status = request.args.get("status") or None
-    if status is not None and status not in STATUSES:
-        abort(400, description=f"status must be one of {', '.join(STATUSES)}")
-    if case_id and as_id(case_id) is None:
-        abort(400, description="case_id must be a case id")
-    runs = service.runs_of(as_id(case_id) if case_id else None, status)
-    return jsonify({"agent_runs": [r.to_dict() for r in runs]})
-
-
-@bp.get("/agent-runs/<run_id>")
-@require_role("viewer")
-def show_run(run_id: str):
-    return jsonify(_run(run_id).to_dict())
-
-
-@bp.post("/agent-runs/<run_id>/cancel")
-@require_role("engineer")
-def cancel_run(run_id: str):
-    return _decide(_run(run_id), service.cancel_run)
-
-
-@bp.post("/agent-runs/<run_id>/approve")
-@require_role("engineer")
-def approve_run(run_id: str):
-    return _decide(_run(run_id), service.approve_run)
-
-
-def _decide(run: AgentRun, action):
-    try:
-        action(run, current_user.email)
-    except RunConflict as exc:
-        db.session.rollback()
-        response = jsonify(error="run_conflict", detail=str(exc), status=run.status)
-        response.status_code = 409
-        return response
-    db.session.commit()
-    return jsonify(run.to_dict())

@@ -1,78 +1,80 @@
 """``/api/deliveries``: the deliveries log as JSON, and replay.
 
 Reads need the viewer role; replay needs engineer (it runs the delivery's commands again).
-Errors are ``{"error", "detail"}``.
 """
 
 from __future__ import annotations
 
-from flask import jsonify, request
-
 from app.accounts.auth import require_role
 from app.api import bp
+from app.api.schemas import next_offset, offset_of
+from app.api.schemas.deliveries import (
+    Delivery,
+    DeliveryFull,
+    DeliveryList,
+    DeliveryQuery,
+    DeliveryReplayed,
+)
+from app.api.spec import operation
 from app.extensions import db
-from app.inputs import InputError
-from app.webhooks.models import Delivery
+from app.webhooks import models
 from app.webhooks.views_support import (
     DELIVERIES_PER_PAGE,
-    STATUSES,
-    VERDICTS,
     DeliveryFilters,
-    ManageError,
-    delivery_dict,
     replay,
     search_deliveries,
 )
 
 
-def _delivery(delivery_pk: str) -> Delivery:
-    return db.get_or_404(Delivery, delivery_pk, description=f"there is no delivery {delivery_pk}")
+def _delivery(delivery_pk: str) -> models.Delivery:
+    return db.get_or_404(
+        models.Delivery, delivery_pk, description=f"there is no delivery {delivery_pk}"
+    )
 
 
 @bp.get("/deliveries")
 @require_role("viewer")
-def list_deliveries():
-    """``{"deliveries": [delivery...], "total", "page", "per_page"}``, newest first, filtered
-    by ``endpoint_id``, ``verdict`` (accepted|rejected|unauthorized), ``status``
-    (received|processed|failed|refused); ``page`` is 1-based. A delivery is ``{"id",
-    "endpoint_id", "delivery_id", "event_type", "received_at", "verdict", "verdict_detail",
-    "status", "outcome", "case_id", "processed_at", "processing_ms", "replayable"}``."""
-    for name, allowed in (("verdict", VERDICTS), ("status", STATUSES)):
-        value = request.args.get(name)
-        if value and value not in allowed:
-            return jsonify(
-                error="invalid_filter", detail=f"{name} must be one of {', '.join(allowed)}"
-            ), 400
-    try:
-        filters = DeliveryFilters.from_args(request.args)
-    except InputError as exc:
-        return jsonify(error="invalid_filter", detail=str(exc)), 400
-    deliveries, total = search_deliveries(filters, DELIVERIES_PER_PAGE)
-    return jsonify(
-        deliveries=[delivery_dict(delivery) for delivery in deliveries],
+@operation(query=DeliveryQuery, responses={200: DeliveryList}, tag="deliveries")
+def list_deliveries(query: DeliveryQuery) -> DeliveryList:
+    """The deliveries log, newest first.
+
+    Filtered by ``endpoint_id``, ``verdict`` and ``status``; paged by ``limit`` (default
+    50) and ``after`` (the previous answer's ``next_after``); ``page`` (1-based) still works.
+    """
+    per_page = query.limit or DELIVERIES_PER_PAGE
+    offset = offset_of(query.after) if query.after else ((query.page or 1) - 1) * per_page
+    filters = DeliveryFilters(
+        endpoint_id=query.endpoint_id or "", verdict=query.verdict or "", status=query.status or ""
+    )
+    deliveries, total = search_deliveries(filters, per_page, offset)
+    return DeliveryList(
+        deliveries=[Delivery.of(delivery) for delivery in deliveries],
         total=total,
-        page=filters.page,
-        per_page=DELIVERIES_PER_PAGE,
+        page=offset // per_page + 1,
+        per_page=per_page,
+        next_after=next_offset(offset, len(deliveries), total),
     )
 
 
 @bp.get("/deliveries/<delivery_pk>")
 @require_role("viewer")
-def get_delivery(delivery_pk: str):
-    """One delivery with its stored ``headers`` (credentials redacted at receipt) and its
-    ``body`` as text (undecodable bytes as U+FFFD), plus ``body_bytes``."""
-    return jsonify(delivery_dict(_delivery(delivery_pk), full=True))
+@operation(responses={200: DeliveryFull}, tag="deliveries")
+def get_delivery(delivery_pk: str) -> DeliveryFull:
+    """One delivery with its stored headers and body."""
+    return DeliveryFull.of(_delivery(delivery_pk))
 
 
 @bp.post("/deliveries/<delivery_pk>/replay")
 @require_role("engineer")
-def replay_delivery_api(delivery_pk: str):
-    """Replay through the same processing: 202 ``{"delivery": the delivery that will run,
-    "replay_of": id, "requeued": bool}`` (requeued: the same unfinished delivery queued again;
-    otherwise a copy whose delivery id ends ``#replay-<n>``). Refused deliveries: 409."""
+@operation(responses={202: DeliveryReplayed}, tag="deliveries")
+def replay_delivery_api(delivery_pk: str) -> tuple[DeliveryReplayed, int]:
+    """Replay a delivery through the same processing.
+
+    Refused (unauthorized or rejected) deliveries and connection tests: 409
+    ``not_replayable``.
+    """
     original = _delivery(delivery_pk)
-    try:
-        replayed, requeued = replay(original)
-    except ManageError as exc:
-        return jsonify(error=exc.error, detail=exc.detail), exc.status
-    return jsonify(delivery=delivery_dict(replayed), replay_of=original.id, requeued=requeued), 202
+    replayed, requeued = replay(original)
+    return DeliveryReplayed(
+        delivery=Delivery.of(replayed), replay_of=original.id, requeued=requeued
+    ), 202

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from flask import g, jsonify
+from flask import g
 from flask_login import current_user
 
 from app.accounts.auth import require_role
 from app.api import bp
+from app.api.schemas.me import Me
+from app.api.spec import operation
 
 
 @bp.get("/me")
 @require_role("viewer")
-def me():
-    """``{"id", "email", "role", "authenticated_by": "token"|"session"}``."""
-    return jsonify(
+@operation(responses={200: Me}, tag="me")
+def me() -> Me:
+    """The caller: user id, email, role, and whether a token or a session authenticated."""
+    return Me(
         id=current_user.id,
         email=current_user.email,
         role=current_user.role,

@@ -3,12 +3,12 @@
 Settings (environment, or ``create_app(test_config)``):
 
 - ``BRANCH_LIMIT`` (``CASEHOOK_BRANCH_LIMIT``, default 25): branches per case, root included;
-- ``ATTACHMENT_MAX_BYTES`` (``CASEHOOK_ATTACHMENT_MAX_BYTES``, default 10 MiB): per file;
-- ``ATTACHMENTS_DIR`` (``CASEHOOK_ATTACHMENTS_DIR``, default ``instance/attachments``).
+- ``ATTACHMENT_MAX_BYTES`` (``CASEHOOK_ATTACHMENT_MAX_BYTES``, default 10 MiB): per file.
+
+Where attached files are kept is app/storage.py's (``ATTACHMENTS_URL``, ``ATTACHMENTS_DIR``).
 """
 
 import os
-from pathlib import Path
 
 from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
@@ -23,10 +23,6 @@ def _settings(state: BlueprintSetupState) -> None:
     config.setdefault("BRANCH_LIMIT", int(env.get("CASEHOOK_BRANCH_LIMIT", 25)))
     config.setdefault(
         "ATTACHMENT_MAX_BYTES", int(env.get("CASEHOOK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
-    )
-    config.setdefault(
-        "ATTACHMENTS_DIR",
-        env.get("CASEHOOK_ATTACHMENTS_DIR") or str(Path(state.app.instance_path) / "attachments"),
     )
 
 

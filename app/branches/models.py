@@ -124,8 +124,9 @@ class BranchNote(db.Model):
 class Attachment(db.Model):
     """A file attached to a note (a log, a config, a screenshot).
 
-    The bytes live at ``<attachments dir>/<storage_path>``, i.e.
-    ``<case id>/<attachment id>-<random hex>``: never a name the uploader chose.
+    The bytes live in the attachment store (app/storage.py) under the key ``storage_path``,
+    ``<case id>/<random hex>`` (older files: ``<case id>/<attachment id>-<random hex>``):
+    never a name the uploader chose.
     ``text_content`` keeps a text file's content (decoded as UTF-8 with replacement, capped)
     for search and for the writer; None for binary files.
     """

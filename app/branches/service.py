@@ -7,8 +7,8 @@ being worked. Each action writes its case event (``branch.forked``, ``branch.swi
 caller's session: callers commit.
 
 Refusals raise ``BranchError`` (the state does not allow it: 409) or ``BranchInputError``
-(what was asked is malformed: 400; ``AttachmentTooLarge``: 413), each with a sentence that
-says what to do instead.
+(what was asked is malformed: 400; ``AttachmentTooLarge``: 413; ``AttachmentStoreError``: the
+file store failed, 503), each with a sentence that says what to do instead.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from flask import current_app
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
 
-from app import clock
+from app import clock, storage
 from app.branches.models import BADGE_LABELS, Attachment, Branch, BranchNote
 from app.cases.lifecycle import allowed_from
 from app.cases.models import Case
+from app.errors import DomainError
 from app.events.record import record_event
 from app.extensions import db
 from app.writing.context import register_context
@@ -59,25 +60,32 @@ TEXT_SUFFIXES = {
 }  # fmt: skip
 
 
-class BranchError(Exception):
+class BranchError(DomainError):
     """The case's or branch's state does not allow the action (409)."""
 
-    status_code = 409
+    status = status_code = 409
     error = "branch_conflict"
 
 
 class BranchInputError(BranchError):
     """What was asked for is malformed or incomplete (400)."""
 
-    status_code = 400
+    status = status_code = 400
     error = "invalid_input"
 
 
 class AttachmentTooLarge(BranchInputError):
     """A file is over ``ATTACHMENT_MAX_BYTES`` (413)."""
 
-    status_code = 413
+    status = status_code = 413
     error = "attachment_too_large"
+
+
+class AttachmentStoreError(BranchError):
+    """The file store (app/storage.py) could not keep the files (503)."""
+
+    status = status_code = 503
+    error = "attachment_storage_unavailable"
 
 
 @dataclass
@@ -434,12 +442,15 @@ def add_note(branch: Branch, text: str, files: Iterable[Any] = (), actor: Any = 
     """Add a note (Markdown ``text``, and/or ``files``) to ``branch``; refreshes its summary.
 
     ``files``: ``Upload``s or werkzeug ``FileStorage``s, at most 10, each at most
-    ``ATTACHMENT_MAX_BYTES`` (``AttachmentTooLarge``, 413). Files are written to
-    ``<ATTACHMENTS_DIR>/<case id>/<attachment id>-<random>`` before the caller commits. An untried
-    branch with a note becomes ``active``. Writes ``note.added``.
+    ``ATTACHMENT_MAX_BYTES`` (``AttachmentTooLarge``, 413). Files go to the store
+    (app/storage.py) as ``<case id>/<random>`` before the case row is locked: the store may be
+    across the network, and nobody's action on the case should wait for it. A note refused
+    after that, or a commit that fails, leaves an unreferenced file behind, never a note
+    without its file. ``AttachmentStoreError`` (503) when the store fails. An untried branch
+    with a note becomes ``active``. Writes ``note.added``.
     """
     case = branch.case
-    _check_workable(case)
+    _check_open(case)
     text = _text(text, "the note's text").strip()
     files = [f for f in files or () if f is not None and (_filename(f) or _has_data(f))]
     if not text and not files:
@@ -452,21 +463,15 @@ def add_note(branch: Branch, text: str, files: Iterable[Any] = (), actor: Any = 
     if len(files) > FILES_PER_NOTE:
         raise BranchInputError(f"at most {FILES_PER_NOTE} files per note; {len(files)} given")
     uploads = [_read_upload(f) for f in files]
+    keys = [_store(case, upload) for upload in uploads]
+    _check_workable(case)
     now = clock.now()
     note = BranchNote(case_id=case.id, author_id=getattr(actor, "id", None), text=text,
                       created_at=now)  # fmt: skip
     branch.notes.append(note)
-    for upload in uploads:
-        note.attachments.append(_attachment(case, upload, now))
+    for upload, key in zip(uploads, keys, strict=True):
+        note.attachments.append(_attachment(case, upload, key, now))
     db.session.flush()
-    directory = attachments_dir()
-    for attachment, upload in zip(note.attachments, uploads, strict=True):
-        # The random part keeps two databases sharing one directory (tests, a restored
-        # backup) from ever writing over each other's files.
-        attachment.storage_path = f"{case.id}/{attachment.id}-{secrets.token_hex(8)}"
-        path = directory / attachment.storage_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(upload.data)
     if branch.status == "untried":
         branch.status = "active"
     branch.updated_at = case.updated_at = now
@@ -557,18 +562,12 @@ def attachment_max_bytes() -> int:
     return int(current_app.config.get("ATTACHMENT_MAX_BYTES", 10 * MiB))
 
 
-def attachments_dir() -> Path:
-    configured = current_app.config.get("ATTACHMENTS_DIR")
-    return Path(configured) if configured else Path(current_app.instance_path) / "attachments"
-
-
-def attachment_path(attachment: Attachment) -> Path:
-    """Where ``attachment``'s bytes are; never outside the attachments directory."""
-    directory = attachments_dir().resolve()
-    path = (directory / attachment.storage_path).resolve()
-    if directory not in path.parents:
-        raise BranchError(f"attachment {attachment.id} has no stored file")
-    return path
+def open_attachment(attachment: Attachment) -> storage.StoredFile:
+    """``attachment``'s bytes, open for reading from the store; ``storage.StoredFileMissing``
+    or ``storage.StorageUnavailable`` (messages that name the store) when they cannot be."""
+    if not attachment.storage_path:
+        raise storage.StoredFileMissing(f"attachment {attachment.id} has no stored file")
+    return storage.current().open(attachment.storage_path)
 
 
 def get_branch(case: Case, branch_id: int) -> Branch | None:
@@ -591,6 +590,10 @@ def _check_workable(case: Case) -> None:
     so two people's branch actions on one case (a second solved branch, a fork over the
     limit) happen one after the other (Postgres; SQLite serialises writers anyway)."""
     db.session.execute(db.select(Case.id).where(Case.id == case.id).with_for_update())
+    _check_open(case)
+
+
+def _check_open(case: Case) -> None:
     if case.status in ("resolved", "closed"):
         raise BranchError(f"case #{case.id} is {case.status}; reopen it to work on its branches")
 
@@ -682,7 +685,21 @@ def clean_filename(name: str) -> str:
     return name
 
 
-def _attachment(case: Case, upload: Upload, now: Any) -> Attachment:
+def _store(case: Case, upload: Upload) -> str:
+    """Put ``upload``'s bytes in the store; returns their key. The random part keeps two
+    databases sharing one store (tests, a restored backup) from writing over each other."""
+    key = f"{case.id}/{secrets.token_hex(16)}"
+    try:
+        storage.current().put(key, upload.data, upload.content_type)
+    except storage.StorageError as exc:
+        log.warning("attachment not stored: %s", exc)
+        raise AttachmentStoreError(
+            f"{upload.filename} could not be stored: {exc}; the note was not saved"
+        ) from exc
+    return key
+
+
+def _attachment(case: Case, upload: Upload, key: str, now: Any) -> Attachment:
     content_type = (upload.content_type or "").split(";")[0].strip().lower()
     if not content_type or content_type == "application/octet-stream":
         content_type = mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
@@ -692,7 +709,8 @@ def _attachment(case: Case, upload: Upload, now: Any) -> Attachment:
         if len(upload.data) > TEXT_KEEP_BYTES:
             text += f"\n[… cut: {human_size(len(upload.data))} in all, the first {human_size(TEXT_KEEP_BYTES)} kept]"  # noqa: E501
     return Attachment(case_id=case.id, filename=upload.filename, content_type=content_type[:200],
-                      size=len(upload.data), text_content=text, created_at=now)  # fmt: skip
+                      size=len(upload.data), text_content=text, storage_path=key,
+                      created_at=now)  # fmt: skip
 
 
 def _looks_like_text(filename: str, content_type: str, data: bytes) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from app import clock
 from app.cases.models import CLOSE_REASONS, LIVE_STATUSES, SEVERITIES, Case
+from app.errors import DomainError
 from app.events.record import record_event
 
 #: status → the statuses it may move to.
@@ -31,11 +32,23 @@ EVENT_FOR = {"escalated": "case.escalated", "parked": "case.parked",
              "resolved": "case.resolved", "closed": "case.closed"}  # fmt: skip
 
 
-class TransitionError(Exception):
-    """The change is not allowed from the case's status; the message lists what is (409)."""
+class TransitionError(DomainError):
+    """The change is not allowed from the case's status; the message lists what is (409).
+    With ``case_status`` the answer also carries ``status`` and the ``allowed`` statuses."""
+
+    status, error = 409, "illegal_transition"
+
+    def __init__(self, message: str, case_status: str | None = None) -> None:
+        super().__init__(message)
+        self.case_status = case_status
+
+    def extra(self) -> dict:
+        if self.case_status is None:
+            return {}
+        return {"status": self.case_status, "allowed": list(allowed_from(self.case_status))}
 
 
-class CaseInputError(ValueError):
+class CaseInputError(DomainError, ValueError):
     """A value for a case field is not acceptable (400); the message says what is."""
 
 
@@ -62,7 +75,9 @@ def transition(
     """
     if to not in allowed_from(case.status):
         allowed = ", ".join(allowed_from(case.status)) or "nothing"
-        raise TransitionError(f"a {case.status} case cannot become {to}; allowed: {allowed}")
+        raise TransitionError(
+            f"a {case.status} case cannot become {to}; allowed: {allowed}", case.status
+        )
     if to == "closed" and reason not in CLOSE_REASONS:
         raise CaseInputError(f"close reason must be one of {', '.join(CLOSE_REASONS)}")
     now = clock.now()
@@ -127,7 +142,8 @@ def acknowledge(case: Case, *, actor: Any) -> Any:
     Raises ``TransitionError`` for a resolved or closed case: there is nothing to answer."""
     if not is_live(case):
         raise TransitionError(
-            f"a {case.status} case cannot be acknowledged; only open, escalated or parked ones"
+            f"a {case.status} case cannot be acknowledged; only open, escalated or parked ones",
+            case.status,
         )
     if case.acknowledged_at is not None:
         return None

@@ -12,6 +12,7 @@ from sqlalchemy.orm import defer, selectinload
 
 from app.accounts.auth import require_role
 from app.cases import bp, lifecycle, service
+from app.cases.incident import case_incident
 from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import SEVERITIES, Case
 from app.cases.panels import panel_context
@@ -27,6 +28,7 @@ from app.cases.queries import (
     table_page,
     table_version,
 )
+from app.cases.timeline import timeline_entries
 from app.events.models import CaseEvent
 from app.extensions import db
 from app.inputs import as_id
@@ -104,7 +106,8 @@ def index():
 @bp.get("/cases/<int:case_id>")
 @require_role("viewer")
 def show(case_id: int):
-    """The case page: header, actions, each feature's panel, the timeline and the deliveries.
+    """The case page: the incident first (header, what the source said), the actions as a
+    toolbar, the panels, then the timeline (newest first) and the deliveries.
 
     Live by versioned polling, like the table: the page asks every ``POLL_SECONDS`` with the
     version it shows (``since``, htmx); unchanged → ``204`` after one cheap statement
@@ -123,13 +126,14 @@ def show(case_id: int):
         case = _case_with_timeline(case_id)
         deliveries = db.session.scalars(
             deliveries_of(case)
-            .order_by(Delivery.received_at)
+            .order_by(Delivery.received_at.desc())
             .options(defer(Delivery.body), defer(Delivery.headers))
         ).all()
         response = current_app.make_response(
             render_template(
                 "cases/show.html",
                 deliveries=deliveries,
+                incident=case_incident(case),
                 live_version=version,
                 live_fragment=poll,
                 poll_seconds=current_app.config["POLL_SECONDS"],
@@ -213,9 +217,14 @@ def handle(case_id: int):
         flash(error or done, "error" if error else "success")
         return redirect(url_for("cases.show", case_id=case_id), code=303)
     case = db.session.get(Case, case_id)
+    # The toolbar's disclosure the action came from stays open (More… after a severity
+    # change; Close… when the close was refused), so the next step is where it was.
+    from_more = action in MORE_ACTIONS and request.form.get("user") != "me"
+    tool = "more" if from_more else (action if error else None)
     response = current_app.make_response(
         render_template(
-            "cases/_case_update.html", **_actions_context(case, action_error=error, done=done)
+            "cases/_case_update.html",
+            **_actions_context(case, action_error=error, done=done, open_tool=tool),
         )
     )
     if error:
@@ -224,6 +233,9 @@ def handle(case_id: int):
         response.headers["HX-Trigger"] = CASE_CHANGED
     return response
 
+
+#: Actions under the toolbar's More… disclosure (templates/cases/_actions.html).
+MORE_ACTIONS = ("assign", "unassign", "severity", "tag", "untag")
 
 BULK_ACTIONS = {
     "acknowledge": ("acknowledge", {}),
@@ -323,3 +335,7 @@ def _bulk_message(action: str, result: dict) -> str:
     if result["missing"]:
         parts.append("Gone: " + ", ".join(f"#{i}" for i in result["missing"]) + ".")
     return " ".join(parts)
+
+
+# The timeline partial is rendered by other features too (handoffs, outputs), with the case only.
+bp.add_app_template_global(timeline_entries, "timeline_entries")

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session
+
 from app import clock
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError
@@ -17,14 +21,39 @@ from app.extensions import db
 from app.inputs import as_id
 from app.webhooks.providers.base import CaseFacts
 
+#: ``session.info`` key: the cases this transaction found or opened, by (endpoint, dedup key).
+_FOUND = "casehook.cases_by_key"
+
 
 def find_case(endpoint_id: str, dedup_key: str | None) -> Case | None:
-    """The case with ``dedup_key`` on the endpoint, whatever its status; None without a key."""
+    """The case with ``dedup_key`` on the endpoint, whatever its status; None without a key.
+
+    A case already found or opened in this transaction is not looked up again (the worker
+    processes many deliveries per transaction): the session would hand back the same
+    object anyway. Neither lookup flushes, so the batch's changes are written together at
+    the commit (one ``executemany`` per statement) rather than one delivery at a time.
+    """
     if not dedup_key:
         return None
-    return db.session.scalars(
-        db.select(Case).where(Case.endpoint_id == endpoint_id, Case.dedup_key == dedup_key)
-    ).first()
+    found = db.session.info.setdefault(_FOUND, {})
+    case = found.get((endpoint_id, dedup_key))
+    if case is not None and case in db.session and not sa_inspect(case).deleted:
+        return case
+    # No autoflush: a case opened in this transaction is in ``found`` (and flushed), and
+    # nothing changes a case's endpoint or key, so what is pending cannot change the answer.
+    with db.session.no_autoflush:
+        case = db.session.scalars(
+            db.select(Case).where(Case.endpoint_id == endpoint_id, Case.dedup_key == dedup_key)
+        ).first()
+    if case is not None:
+        found[(endpoint_id, dedup_key)] = case
+    return case
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_found(session: Session, _transaction: Any) -> None:
+    # Any end, savepoints too: a case opened in a savepoint rolled back is gone.
+    session.info.pop(_FOUND, None)
 
 
 def open_case(facts: CaseFacts, delivery: Any) -> tuple[Case, str]:
@@ -89,6 +118,8 @@ def _create(facts: CaseFacts, delivery: Any) -> Case:
     )
     db.session.add(case)
     db.session.flush()  # assigns case.id for the event
+    if facts.dedup_key:
+        db.session.info.setdefault(_FOUND, {})[(delivery.endpoint_id, facts.dedup_key)] = case
     delivery.case_id = case.id
     record_event(case, "case.opened", delivery=delivery, payload=_payload(facts, delivery))
     return case
@@ -235,7 +266,8 @@ def _back_to_open(
         allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
         raise lifecycle.TransitionError(
             f"only {sources[0]} or {sources[1]} cases can be {verb}; this case is {case.status} "
-            f"(allowed from {case.status}: {allowed})"
+            f"(allowed from {case.status}: {allowed})",
+            case.status,
         )
     return lifecycle.transition(case, "open", actor=actor, payload=extra)
 

@@ -44,17 +44,19 @@ def _ensure_row(connection: Any) -> None:
     )
 
 
-def stamp(connection: Any) -> tuple[int, int, str]:
-    """Take the next ``(seq, lamport, node_id)`` on ``connection`` (the writer's, in its
-    transaction; the row stays locked until it ends)."""
+def stamp(connection: Any, count: int = 1) -> tuple[int, int, str]:
+    """Take the next ``count`` positions on ``connection`` (the writer's, in its
+    transaction; the row stays locked until it ends) in one statement: returns the last
+    ``(seq, lamport, node_id)``; the ``count`` events get ``seq - count + 1`` … ``seq``
+    (and the Lamport values alike), as ``count`` single stamps in a row would give."""
     statement = text(
-        "UPDATE event_node SET seq = seq + 1, clock = clock + 1 WHERE id = 1"
+        "UPDATE event_node SET seq = seq + :n, clock = clock + :n WHERE id = 1"
         " RETURNING seq, clock, node_id"
     )
-    row = connection.execute(statement).first()
+    row = connection.execute(statement, {"n": int(count)}).first()
     if row is None:
         _ensure_row(connection)
-        row = connection.execute(statement).first()
+        row = connection.execute(statement, {"n": int(count)}).first()
     return int(row[0]), int(row[1]), str(row[2])
 
 

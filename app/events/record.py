@@ -159,9 +159,13 @@ def _before_commit(session: Session) -> None:
     if not events:
         return
     connection = session.connection()
-    for event in events:
-        if event.seq is None:
-            event.seq, event.lamport, event.node_id = node_clock.stamp(connection)
+    unstamped = [event for event in events if event.seq is None]
+    if unstamped:  # one statement for the transaction's events, in the order written
+        last_seq, last_clock, node = node_clock.stamp(connection, len(unstamped))
+        first = len(unstamped) - 1
+        for offset, event in enumerate(unstamped):
+            event.seq, event.lamport = last_seq - first + offset, last_clock - first + offset
+            event.node_id = node
     refused = []
     for event in events:
         with session.no_autoflush:

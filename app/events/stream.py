@@ -12,14 +12,17 @@ from typing import Any
 
 from sqlalchemy.orm import selectinload
 
+from app.errors import DomainError
 from app.events.models import CaseEvent
 from app.extensions import db
 
 MAX_LIMIT = 1000
 
 
-class UnknownCursor(LookupError):
-    """``after`` names no stored event."""
+class UnknownCursor(DomainError, LookupError):
+    """``after`` names no stored event (400)."""
+
+    error, field = "invalid_cursor", "after"
 
 
 def seq_of(event_id: str | None) -> int:
@@ -28,7 +31,7 @@ def seq_of(event_id: str | None) -> int:
         return 0
     seq = db.session.scalar(db.select(CaseEvent.seq).where(CaseEvent.id == event_id))
     if seq is None:
-        raise UnknownCursor(event_id)
+        raise UnknownCursor(f"after names no event: {event_id!r}")
     return seq
 
 

@@ -142,8 +142,11 @@ def _case_or_404(case_id: int) -> Case:
 @bp.get("/cases/<int:case_id>/handoff")
 @require_role("engineer")
 def new(case_id: int):
-    """The handoff form: the modal fragment (htmx, into ``#modal``) or a page of its own."""
-    return _modal(_case_or_404(case_id))
+    """The handoff form: the modal fragment (htmx, into ``#modal``) or a page of its own;
+    ``intent`` (park or escalate: the case toolbar's buttons) chooses the intent shown first."""
+    intent = request.args.get("intent")
+    values = {"intent": intent if intent in ("park", "escalate") else "park", "priority": "normal"}
+    return _modal(_case_or_404(case_id), values)
 
 
 @bp.post("/cases/<int:case_id>/handoffs")
@@ -216,7 +219,9 @@ def create(case_id: int):
         flash(f"{done} case #{case.id} (handoff #{handoff.id}).")
         return redirect(url_for("cases.show", case_id=case.id))
     body = _panel(case, oob=True, flash_message=f"{done}: handoff #{handoff.id} is in the queue.")
-    response = current_app.make_response(body + _status_badge(case))
+    # The nav's queue badge follows too (an escalation joins the claim queue).
+    body += _status_badge(case) + render_template("handoffs/_nav_count.html")
+    response = current_app.make_response(body)
     response.headers["HX-Trigger"] = CASE_CHANGED
     return response
 
@@ -249,9 +254,16 @@ def _claimed_response(
     case = handoff.case
     if target == "handoff-panel":
         body = _panel(case, claim_error=error, just_claimed=None if error else handoff.id)
-        body += _status_badge(case)
+        body += _status_badge(case) + render_template("handoffs/_nav_count.html")
     elif target and target.startswith("handoff-row-"):
-        body = render_template("handoffs/_claimed_row.html", handoff=handoff, error=error)
+        # The row says what happened; the briefing opens in its own panel and the tab and
+        # nav counts follow the claim (out of band).
+        body = render_template(
+            "handoffs/_claimed_row.html",
+            handoff=handoff,
+            error=error,
+            **_queue_context(request.form.get("intent", "")),
+        )
     else:
         if error:
             abort(409, description=error)
@@ -266,31 +278,44 @@ def _claimed_response(
 # -- the queue -----------------------------------------------------------------------------
 
 
+def _queue_context(intent: str = "") -> dict:
+    """The queue page's context: the claim queue (escalations) or, for ``intent="park"``,
+    the parked cases by resume time; the count of each tab; which parked ones are due."""
+    waiting = service.queue()  # one query; both tabs and their counts come from it
+    escalated = [h for h in waiting if h.intent == "escalate"]
+    parked = service.parked(waiting)
+    now = clock.now()
+    return {
+        "handoffs": parked if intent == "park" else escalated,
+        "intent": "park" if intent == "park" else "",
+        "counts": {"escalate": len(escalated), "park": len(parked)},
+        "due": {h.id for h in parked if h.resume_at and as_utc(h.resume_at) <= now},
+    }
+
+
 @bp.get("/queue")
 @require_role("viewer")
 def queue():
-    """Handoffs waiting to be claimed, elevated first, then oldest; ``?intent=park|escalate``
-    filters (kept in the URL). Full page, or the ``_queue`` fragment for htmx."""
-    intent = request.args.get("intent", "")
-    if intent not in INTENTS:
-        intent = ""
-    waiting = service.queue()
-    now = clock.now()
-    context = {
-        "handoffs": [h for h in waiting if not intent or h.intent == intent],
-        "intent": intent,
-        "counts": {i: sum(h.intent == i for h in waiting) for i in INTENTS},
-        "due": {h.id for h in waiting if h.resume_at and as_utc(h.resume_at) <= now},
-    }
+    """The claim queue: escalations waiting for someone, elevated first, then oldest.
+    ``?intent=park`` lists the parked cases instead (they wait on someone, not in the claim
+    queue), due first; kept in the URL. Full page, or the ``_queue`` fragment for htmx."""
+    context = _queue_context(request.args.get("intent", ""))
     if request.htmx:
         response = current_app.make_response(render_template("handoffs/_queue.html", **context))
         response.headers["HX-Push-Url"] = url_for(
-            "handoffs.queue", **({"intent": intent} if intent else {})
+            "handoffs.queue", **({"intent": "park"} if context["intent"] else {})
         )
     else:
         response = current_app.make_response(render_template("handoffs/queue.html", **context))
     response.vary.add("HX-Request")
     return response
+
+
+@bp.app_context_processor
+def _nav_queue_count() -> dict:
+    # A function, not a number: the COUNT runs only when a console page's nav calls it
+    # (never for webhook or API requests, which render no page).
+    return {"queue_count": service.queue_count}
 
 
 def _sentence(message: str) -> str:

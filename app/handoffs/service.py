@@ -24,6 +24,7 @@ from app.accounts.models import User
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError, TransitionError
 from app.cases.models import Case
+from app.errors import DomainError
 from app.extensions import db
 from app.handoffs.models import INTENTS, PRIORITIES, TARGET_STATUS, Handoff
 from app.logs import log
@@ -46,8 +47,10 @@ __all__ = [
     "format_duration",
     "handoffs_of",
     "is_waiting",
+    "parked",
     "pending_handoff",
     "queue",
+    "queue_count",
 ]
 
 
@@ -60,14 +63,27 @@ class HandoffInputError(CaseInputError):
         self.field = field
 
 
-class HandoffConflict(Exception):
+class HandoffConflict(DomainError):
     """The handoff cannot happen in the current state (409): the case already has one
     waiting, or the handoff was claimed already / no longer waits. ``code`` is the snake_case
     error for the API, ``handoff`` the handoff in the way."""
 
+    status = 409
+
     def __init__(self, message: str, *, code: str, handoff: Handoff | None = None):
-        super().__init__(message)
+        super().__init__(message, error=code)
         self.code, self.handoff = code, handoff
+        # Read now: the handler rolls the session back before it answers.
+        self._extra: dict = {}
+        if handoff is not None:
+            self._extra["handoff_id"] = handoff.id
+            if code == "already_claimed":
+                claimer = handoff.claimed_by
+                self._extra["claimed_by"] = claimer.email if claimer is not None else None
+
+    def extra(self) -> dict:
+        """The handoff in the way (``handoff_id``) and, when claimed, by whom."""
+        return self._extra
 
 
 # -- creating ------------------------------------------------------------------------------
@@ -135,7 +151,9 @@ def create_handoff(
     if target not in lifecycle.allowed_from(case.status):
         # Refuse before anything is written (lifecycle would say the same).
         allowed = ", ".join(lifecycle.allowed_from(case.status)) or "nothing"
-        raise TransitionError(f"a {case.status} case cannot become {target}; allowed: {allowed}")
+        raise TransitionError(
+            f"a {case.status} case cannot become {target}; allowed: {allowed}", case.status
+        )
 
     branches = _branches(case)
     snapshot = build_snapshot(
@@ -256,21 +274,28 @@ def _latest_per_case():
     return db.select(func.max(Handoff.id)).group_by(Handoff.case_id)
 
 
+def _waiting():
+    """The condition of a waiting handoff: unclaimed, its case's latest, the case still
+    parked or escalated (rows joined with their case)."""
+    return (
+        Handoff.claimed_at.is_(None)
+        & Case.status.in_(WAITING_STATUSES)
+        & Handoff.id.in_(_latest_per_case())
+    )
+
+
 def queue(intent: str | None = None) -> list[Handoff]:
     """Handoffs waiting to be claimed: elevated first, then oldest first.
 
     ``intent`` ("park" or "escalate") narrows it; None or "" means both. Raises
-    ``HandoffInputError`` for another intent.
+    ``HandoffInputError`` for another intent. The console's claim queue is the escalations;
+    parked cases wait on someone and are listed apart (``parked``).
     """
     query = (
         db.select(Handoff)
         .join(Handoff.case)
         .options(contains_eager(Handoff.case))
-        .where(
-            Handoff.claimed_at.is_(None),
-            Case.status.in_(WAITING_STATUSES),
-            Handoff.id.in_(_latest_per_case()),
-        )
+        .where(_waiting())
         .order_by(
             sa_case((Handoff.priority == "elevated", 0), else_=1),
             Handoff.created_at,
@@ -280,6 +305,27 @@ def queue(intent: str | None = None) -> list[Handoff]:
     if intent:
         query = query.where(Handoff.intent == _choice("intent", intent, INTENTS))
     return list(db.session.scalars(query))
+
+
+def parked(waiting: list[Handoff]) -> list[Handoff]:
+    """The parked ones of ``waiting`` (``queue()``'s list), by when to resume them: due
+    first, then the soonest, then those without a resume time, oldest first."""
+    from app.templating import as_utc
+
+    def order(h: Handoff) -> tuple:
+        return (h.resume_at is None, as_utc(h.resume_at or h.created_at), h.created_at, h.id)
+
+    return sorted((h for h in waiting if h.intent == "park"), key=order)
+
+
+def queue_count() -> int:
+    """How many escalations wait to be claimed (the nav's badge): one COUNT query."""
+    count = db.session.scalar(
+        db.select(func.count(Handoff.id))
+        .join(Handoff.case)
+        .where(_waiting(), Handoff.intent == "escalate")
+    )
+    return int(count or 0)
 
 
 def handoffs_of(case: Case) -> list[Handoff]:

@@ -19,6 +19,7 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 
 from app import clock
+from app.errors import DomainError
 from app.extensions import db
 from app.ids import new_id
 from app.net import UnsafeURL, check_url
@@ -47,12 +48,11 @@ RESERVED_HEADERS = {
 FIELDS = ("url", "event_types", "description", "endpoint_id", "provider", "headers", "enabled")
 
 
-class SubscriptionError(Exception):
+class SubscriptionError(DomainError):
     """A subscription cannot be saved as asked: HTTP ``status``, ``error`` slug, ``detail``."""
 
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail = status, error, detail
+    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail, status=status, error=error, field=field)
 
 
 def generate_secret() -> str:
@@ -439,23 +439,4 @@ def subscription_dict(subscription: Subscription) -> dict:
         "failing_since": _iso(subscription.failing_since),
         "created_at": _iso(subscription.created_at),
         "updated_at": _iso(subscription.updated_at),
-    }
-
-
-def attempt_dict(attempt: TaskAttempt, message: OutboundMessage, task: Task) -> dict:
-    from app.cases.models import _iso
-
-    return {
-        "message_id": message.id,
-        "webhook_id": message.webhook_id,
-        "event_id": message.event_id,
-        "event_type": message.event_type,
-        "attempt": attempt.number,
-        "started_at": _iso(attempt.started_at),
-        "outcome": attempt.outcome,
-        "status_code": attempt.status_code,
-        "latency_ms": attempt.latency_ms,
-        "response": attempt.detail,
-        "message_status": task.status,
-        "next_retry_at": _iso(task.run_after) if task.status == "queued" else None,
     }

@@ -18,6 +18,7 @@ from app import clock, writing
 from app.cases import lifecycle
 from app.cases.lifecycle import CaseInputError
 from app.cases.models import Case
+from app.errors import DomainError
 from app.events.models import CaseEvent
 from app.events.record import record_event
 from app.extensions import db
@@ -37,8 +38,10 @@ class OutputInputError(CaseInputError):
     """A value given for an output is not acceptable (400); the message says what is."""
 
 
-class OutputConflict(Exception):
+class OutputConflict(DomainError):
     """The output is not in a state that allows this (409); the message says what does."""
+
+    status, error = 409, "output_conflict"
 
 
 @dataclass

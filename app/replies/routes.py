@@ -16,6 +16,7 @@ from app.accounts.auth import require_role
 from app.api.common import case_or_404, json_body
 from app.cases.models import Case
 from app.cases.panels import register_panel
+from app.errors import DomainError
 from app.extensions import db
 from app.replies import bp
 from app.replies.tasks import MAX_TEXT, pending_replies, request_reply
@@ -29,12 +30,11 @@ from app.webhooks.providers import get_provider
 CASE_CHANGED = json.dumps({"case-changed": {"source": "replies"}})
 
 
-class ReplyRefused(ValueError):
+class ReplyRefused(DomainError, ValueError):
     """The reply cannot be asked for; ``status`` (400, 409) and ``error`` slug."""
 
     def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail = status, error, detail
+        super().__init__(detail, status=status, error=error)
 
 
 def reply_endpoint(case: Case) -> tuple[Endpoint | None, str | None]:

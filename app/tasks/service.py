@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from app import clock, metrics
+from app.errors import DomainError
 from app.events.context import current_correlation
 from app.extensions import db
 from app.logs import log
@@ -115,8 +116,10 @@ def get_task(task_id: str) -> Task | None:
     return db.session.get(Task, task_id) if isinstance(task_id, str) else None
 
 
-class NotCancellable(ValueError):
+class NotCancellable(DomainError, ValueError):
     """The task has already finished."""
+
+    status, error = 409, "not_cancellable"
 
 
 def cancel_task(task: Task, reason: str = "cancelled") -> Task:

@@ -11,12 +11,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from redis.exceptions import RedisError
 
-from app import logs
+from app import clock, logs
+from app.cases.models import Case
 from app.extensions import db
 from app.webhooks.inbox import pending_deliveries, wake_stranded
 from app.webhooks.models import Delivery, Endpoint
 from app.webhooks.providers import PROVIDERS
-from app.webhooks.providers.base import Provider, header_lines
+from app.webhooks.providers.base import Provider, Sample, header_lines
 from app.webhooks.secrets import (
     SecretUnavailable,
     endpoint_secret,
@@ -199,15 +200,22 @@ def demo_endpoint(provider: str) -> tuple[Endpoint, str | None, bool]:
         return endpoint, None, False
 
 
-def _send_samples(provider: Provider, endpoint: Endpoint, secret: str) -> tuple[int, list[str]]:
-    """Post every sample of ``provider`` to ``endpoint`` through the real route, in process;
-    ``(number sent, one phrase per kind of answer)``."""
+def _send_samples(
+    provider: Provider, endpoint: Endpoint, secret: str, extra: list[tuple[Sample, str]] = ()
+) -> tuple[int, list[str]]:
+    """Post every sample of ``provider``, then ``extra`` (``(sample, delivery id)``), to
+    ``endpoint`` through the real route, in process; ``(number sent, one phrase per kind of
+    answer)``."""
     client = current_app.test_client()
     queued, at_once, refused = 0, [], []
     # The route runs its own transactions: end ours first (SQLite would make it wait).
     db.session.commit()
-    for sample in provider.samples():
-        headers = provider.sample_request(secret, sample)
+    now = int(clock.now().timestamp())
+    requests = [(s, provider.sample_request(secret, s)) for s in provider.samples()] + [
+        (s, {**s.headers, **provider.sign_request(secret, s.body, delivery_id, now)})
+        for s, delivery_id in extra
+    ]
+    for sample, headers in requests:
         response = client.post(endpoint.path, data=sample.body, headers=headers)
         answer = response.get_json(silent=True) or {}
         if response.status_code == 202:
@@ -229,12 +237,19 @@ def _send_samples(provider: Provider, endpoint: Endpoint, secret: str) -> tuple[
 )
 @with_appcontext
 def demo_command(again: bool) -> None:
-    """Send every provider's sample requests through the real webhook route, signed the way
-    that provider signs, to a demo endpoint per provider (created when missing), so a fresh
-    install has cases to look at. Run twice, it leaves loaded endpoints alone (--again resends)."""
+    """A first look: every provider's sample requests (and a few more incidents) through the
+    real webhook route, signed the way that provider signs, to a demo endpoint per provider
+    (created when missing); the deliveries turned into cases here and now; cases put in
+    every state, and one worked case (branches, a handoff, approved outputs; app/demo.py).
+    Run twice, it leaves loaded endpoints alone (--again resends)."""
+    from app import demo
+    from app.accounts.cli import bootstrap_and_say
+
     sent, loaded = 0, []
-    cases = current_app.config["PUBLIC_URL"].rstrip("/") + "/cases"
-    # Human sentences here; the route's JSON log lines would drown them.
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    cases = base + "/cases"
+    bootstrap_and_say()  # before the demo's engineers exist: the first admin is yours
+    # Human sentences here; the route's and the worker's JSON log lines would drown them.
     with logs.quiet():
         for provider in PROVIDERS.values():
             if not provider.samples():
@@ -252,15 +267,40 @@ def demo_command(again: bool) -> None:
             if secret is None:
                 click.echo(f"{label}skipped: the secret of {endpoint.name!r} cannot be read")
                 continue
-            count, phrases = _send_samples(provider, endpoint, secret)
+            extra = demo.incident_samples() if provider.name == demo.PROVIDER else []
+            count, phrases = _send_samples(provider, endpoint, secret, extra)
             sent += count
             click.echo(f"{label}{count} sent: {'; '.join(phrases)}")
-    if sent:
-        click.echo(f"Sent {sent} deliveries; the worker turns them into cases: {cases}")
-    if loaded:
+        if sent:
+            click.echo(f"Sent {sent} deliveries.")
+        if loaded:
+            click.echo(
+                f"Demo already loaded for {', '.join(loaded)}: nothing sent again "
+                "(flask demo --again resends)."
+            )
+        try:
+            left = demo.process_waiting()
+        except RedisError as exc:
+            click.echo(
+                f"Redis is unreachable ({exc}): a worker turns the deliveries into cases once "
+                f"it runs; then `flask demo` again works the demo cases. Cases: {cases}"
+            )
+            return
+        if left:
+            click.echo(f"{left} deliveries still wait for a worker; `flask demo` again later.")
+        endpoint, _, _ = demo_endpoint(demo.PROVIDER)
+        staged = demo.stage(endpoint)
+    count = db.session.scalar(db.select(db.func.count(Case.id)))
+    click.echo(f"{count} cases: {cases}")
+    for state, ids in sorted(staged.states.items()):
+        if state != "worked":
+            click.echo(f"  {state:<13}{', '.join(f'#{i}' for i in ids)}")
+    if staged.worked is not None:
+        worked = staged.worked
         click.echo(
-            f"Demo already loaded for {', '.join(loaded)}: nothing sent again "
-            f"(flask demo --again resends). Cases: {cases}"
+            f"Worked case #{worked.id} ({worked.title}): a dead end and a solved branch, "
+            f"an escalation claimed by {demo.BEN}, resolved, outputs approved"
+            f"{'' if staged.worked_now else ' (already)'}: {base}/cases/{worked.id}"
         )
 
 

@@ -19,6 +19,8 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from app.errors import DomainError
+
 #: Actions a command may take: ``comment`` posts the rendered ``reply_template`` to the
 #: delivery's source (a ``replies.post`` task, app/replies); ``run_agent`` starts an agent run
 #: (app/agents); ``forward`` sends the delivery's case events to a subscription (app/outbound).
@@ -33,7 +35,7 @@ _MISSING = object()
 _templates = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
 
 
-class CommandError(ValueError):
+class CommandError(DomainError, ValueError):
     """A command definition is invalid; ``field`` names the part, the message says why."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -7,10 +7,12 @@ due): the row is the truth, Redis only carries wake-ups. Ingest gives each deliv
 arrival order, while different partitions are drained by several workers at once.
 
 A worker drains a partition under a lease (``inbox:<n>`` in ``app/tasks/leases.py``),
-``INBOX_BATCH`` rows at a time, each delivery in its own transaction that both claims it
-and writes its effects (``processing.process_delivery``): ``kill -9`` at any instant
-leaves the delivery ``received``, and its partition's lease runs out, so the supervisor
-wakes the partition again. Nothing is lost; nothing runs twice.
+``INBOX_BATCH`` rows at a time, many deliveries per transaction (at most
+``INBOX_TX_SECONDS`` of work) that both claims them and writes their effects
+(``processing.process_batch``; a batch in which one delivery fails is redone one delivery
+per transaction): ``kill -9`` at any instant leaves the deliveries of the open transaction
+``received``, and its partition's lease runs out, so the supervisor wakes the partition
+again. Nothing is lost; nothing runs twice.
 
 Wake-ups are coalesced: one flag per partition in Redis (``SET NX EX``) lets one
 ``process_inbox`` job through per partition until a worker takes the partition's lease.
@@ -31,7 +33,7 @@ from flask import Flask, current_app
 from redis.exceptions import RedisError
 from sqlalchemy import or_
 
-from app import clock, logs
+from app import clock
 from app.extensions import db
 from app.logs import log
 from app.tasks import leases
@@ -41,6 +43,10 @@ from app.webhooks.models import Delivery
 PROCESS_INBOX = "app.webhooks.jobs.process_inbox"
 #: Deliveries read from a partition at a time.
 INBOX_BATCH = 100
+#: Seconds a worker keeps adding deliveries to one transaction (``processing.process_batch``):
+#: long enough to pay the commit once for many, short enough that SQLite's other writers
+#: (ingest) wait little for the write lock.
+INBOX_TX_SECONDS = 0.2
 #: Deliveries one job processes before it hands over to a fresh job (others get a turn).
 INBOX_JOB_LIMIT = 2000
 #: Seconds a partition's wake-up flag lives: at most one job per partition per this long
@@ -187,19 +193,16 @@ def process_partition(partition: int) -> int:
             db.session.rollback()  # end the read before the writes
             if not ids:
                 break
-            for delivery_pk in ids:
+            while ids:
+                # Renewed between transactions only: the lease is a row, and on SQLite
+                # writing it inside our open transaction would wait on ourselves.
                 if time.monotonic() - renewed > ttl / 3:
                     if not leases.acquire(name, ttl):
                         return done  # lost it (a long stall): the new holder goes on
                     renewed = time.monotonic()
-                # Every log line about this delivery, down to the cases it touches, names it;
-                # what one delivery causes shares its id as the correlation id.
-                with logs.bound(delivery_pk=delivery_pk, correlation_id=delivery_pk):
-                    try:
-                        processing.process_delivery(delivery_pk)
-                    except Exception as exc:  # one bad delivery must not hold up the rest
-                        processing.mark_failed(delivery_pk, exc, RETRY_SCHEDULE)
-                done += 1
+                taken = processing.process_batch(ids, RETRY_SCHEDULE, INBOX_TX_SECONDS)
+                ids = ids[taken:]
+                done += taken
         leases.release(name)
         if done >= INBOX_JOB_LIMIT:
             wake(partition, force=True)  # hand over to a fresh job

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from flask import current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -55,7 +56,9 @@ def endpoint_facts(endpoint_id: str) -> EndpointFacts | None:
     Cached per process for ``ENDPOINT_CACHE_SECONDS``: the lookup and the secret's
     decryption would otherwise be a third of the route's work.
     """
-    key = (db.engine.url.render_as_string(), endpoint_id)
+    # The configured URL, not ``db.engine.url.render_as_string()``: that costs more than
+    # the rest of the lookup on a hit.
+    key = (current_app.config["SQLALCHEMY_DATABASE_URI"], endpoint_id)
     now = time.monotonic()
     cached = _endpoints.get(key)
     if cached and now - cached[0] < ENDPOINT_CACHE_SECONDS:
@@ -242,12 +245,12 @@ def _hot_engine() -> Engine:
     spends four (ping, BEGIN, INSERT, COMMIT). A connection that died meanwhile is caught
     by ``_insert``'s retry instead of a ping on every checkout.
     """
-    engine = db.engine
-    if engine.dialect.name == "sqlite":
-        return engine
-    key = engine.url.render_as_string()
+    key = current_app.config["SQLALCHEMY_DATABASE_URI"]
     hot = _hot_engines.get(key)
     if hot is None:
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            return engine
         hot = _hot_engines[key] = create_engine(
             engine.url,
             isolation_level="AUTOCOMMIT",
@@ -328,7 +331,8 @@ def replay_delivery(original: Delivery) -> Delivery:
         headers=original.headers,
         body=original.body,
         verdict="accepted",
-        verdict_detail=f"replay of {original.id}",
+        # The id people know (the provider's), not our primary key.
+        verdict_detail=f"replay of {original.delivery_id}",
         status="received",
         partition=original.partition,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
@@ -90,6 +91,16 @@ class Delivery(db.Model):
     def body_text(self) -> str:
         """The body decoded for display; undecodable bytes shown as U+FFFD."""
         return (self.body or b"").decode("utf-8", errors="replace")
+
+    @property
+    def body_pretty(self) -> str:
+        """The body as indented JSON when it is JSON (keys in the sender's order, non-ASCII
+        kept), else as ``body_text``: for people reading it; the stored bytes stay as sent."""
+        text = self.body_text
+        try:
+            return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except (ValueError, RecursionError):
+            return text
 
 
 class CommandRecord(db.Model):

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import clock, metrics
+from app import clock, logs, metrics
 from app.cases import service
 from app.events.context import caused_by
 from app.extensions import db
@@ -57,7 +58,7 @@ _setups: dict[tuple[str, str], tuple[float, EndpointSetup]] = {}
 def endpoint_setup(delivery: Delivery) -> EndpointSetup:
     """The delivery's endpoint's provider, settings and commands in force, cached per process
     for ``ENDPOINT_CACHE_SECONDS``."""
-    key = (db.engine.url.render_as_string(), delivery.endpoint_id)
+    key = (current_app.config["SQLALCHEMY_DATABASE_URI"], delivery.endpoint_id)
     now = time.monotonic()
     cached = _setups.get(key)
     if cached and now - cached[0] < ENDPOINT_CACHE_SECONDS:
@@ -92,13 +93,26 @@ def _forget_bulk(context) -> None:
         forget_setups()
 
 
-def process_delivery(delivery_pk: str, attempts: int = 3) -> str:
+def process_delivery(
+    delivery_pk: str,
+    attempts: int = 3,
+    after_commit: list | None = None,
+    claimed: Delivery | None = None,
+) -> str:
     """Process the stored delivery ``delivery_pk`` (``Delivery.id``) and commit.
 
     Returns the outcome ("opened a case", "no command matched", "already processed", ...).
     Two workers opening the same new case race on the dedup key's unique constraint; the
     loser rolls back and tries again, then finds the winner's case.
+
+    With ``after_commit`` (a list), ``claimed`` is the delivery ``process_batch`` already
+    claimed (None: it was not there to claim); it neither commits nor retries: the caller
+    commits the batch, then calls what was appended (this delivery's log line and metrics);
+    any error propagates.
     """
+    if after_commit is not None:
+        with caused_by(delivery_pk):
+            return _process_once(delivery_pk, after_commit, claimed)
     for attempt in range(attempts):
         try:
             with caused_by(delivery_pk):  # its events share the delivery as their correlation
@@ -110,19 +124,89 @@ def process_delivery(delivery_pk: str, attempts: int = 3) -> str:
     raise AssertionError("unreachable")
 
 
-def _process_once(delivery_pk: str) -> str:
+#: Deliveries ``process_batch`` puts in one transaction, adapted after each batch to about
+#: its ``max_seconds`` of work.
+_batch_size = 10
+
+
+def process_batch(
+    delivery_pks: list[str], retry_schedule: tuple[float, ...] = (), max_seconds: float = 0.2
+) -> int:
+    """Process the first deliveries of ``delivery_pks``, in order, in one transaction;
+    returns how many (about ``max_seconds`` of work: the rest are the caller's to pass
+    again).
+
+    One claim statement and one commit for many deliveries, and the subscriptions read and
+    the events' stamp once per batch. If any delivery raises, the whole batch is rolled
+    back and processed again one delivery per transaction (``process_delivery``), the
+    failing one marked failed (``mark_failed``): one bad delivery does not hold up its
+    neighbours, and nothing is written twice. Deliveries of one case keep their order.
+    """
+    global _batch_size
+    chunk, after = delivery_pks[:_batch_size], []
     started = time.perf_counter()
-    # Claim and read in one statement (UPDATE … RETURNING: Postgres, SQLite ≥ 3.35).
-    delivery = db.session.scalars(
+    try:
+        claimed = _claim(chunk)
+        for delivery_pk in chunk:
+            with logs.bound(delivery_pk=delivery_pk, correlation_id=delivery_pk):
+                process_delivery(delivery_pk, after_commit=after, claimed=claimed.get(delivery_pk))
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        log.warning("delivery.batch_redone", deliveries=len(chunk), error=repr(exc)[:500])
+        _batch_size = 1  # grows back after the next batch
+        for delivery_pk in chunk:
+            process_alone(delivery_pk, retry_schedule)
+        return len(chunk)
+    each = (time.perf_counter() - started) / len(chunk)
+    _batch_size = max(INBOX_BATCH_FLOOR, min(INBOX_BATCH_LIMIT, int(max_seconds / max(each, 1e-6))))
+    for done in after:
+        done()
+    return len(chunk)
+
+
+#: The most and the fewest deliveries in one transaction (the fewest, but for the batch
+#: after one that failed: on a busy machine a commit per delivery would only slow it more).
+INBOX_BATCH_LIMIT = 100
+INBOX_BATCH_FLOOR = 10
+
+
+def _claim(delivery_pks: list[str]) -> dict[str, Delivery]:
+    """Claim the deliveries still waiting among ``delivery_pks`` (``received``/``failed``
+    → ``processed``) and read them, in one ``UPDATE … RETURNING`` (Postgres, SQLite ≥
+    3.35); ``{id: delivery}``."""
+    rows = db.session.scalars(
         db.update(Delivery)
-        .where(Delivery.id == delivery_pk, Delivery.status.in_(("received", "failed")))
+        .where(Delivery.id.in_(delivery_pks), Delivery.status.in_(("received", "failed")))
         .values(status="processed", processed_at=clock.now())
         .returning(Delivery)
         .execution_options(synchronize_session=False, populate_existing=True)
-    ).first()
+    ).all()
+    return {row.id: row for row in rows}
+
+
+def process_alone(delivery_pk: str, retry_schedule: tuple[float, ...] = ()) -> None:
+    """Process one delivery in its own transaction; a failure is recorded on the delivery
+    (retried per ``retry_schedule``) rather than raised."""
+    # Every log line about this delivery, down to the cases it touches, names it; what
+    # one delivery causes shares its id as the correlation id.
+    with logs.bound(delivery_pk=delivery_pk, correlation_id=delivery_pk):
+        try:
+            process_delivery(delivery_pk)
+        except Exception as exc:  # one bad delivery must not hold up the rest
+            mark_failed(delivery_pk, exc, retry_schedule)
+
+
+def _process_once(
+    delivery_pk: str, after_commit: list | None = None, claimed: Delivery | None = None
+) -> str:
+    started = time.perf_counter()
+    delivery = claimed if after_commit is not None else _claim([delivery_pk]).get(delivery_pk)
     if delivery is None:
-        db.session.rollback()
-        return "already processed" if db.session.get(Delivery, delivery_pk) else "no such delivery"
+        if after_commit is None:
+            db.session.rollback()
+        exists = db.session.scalar(db.select(Delivery.id).where(Delivery.id == delivery_pk))
+        return "already processed" if exists else "no such delivery"
     setup = endpoint_setup(delivery)
     provider_name = setup.provider
     provider = get_provider(provider_name)
@@ -154,10 +238,19 @@ def _process_once(delivery_pk: str) -> str:
         "outcome": delivery.outcome,
         "processing_ms": delivery.processing_ms,
     }
-    db.session.commit()
     readable = payload is not None and provider is not None
-    metrics.delivery_processed("processed" if readable else "unprocessable", seconds, provider_name)
-    log.info("delivery.processed", **logged)
+    verdict = "processed" if readable else "unprocessable"
+
+    def committed() -> None:
+        metrics.delivery_processed(verdict, seconds, provider_name)
+        with logs.bound(correlation_id=delivery_pk):
+            log.info("delivery.processed", **logged)
+
+    if after_commit is not None:
+        after_commit.append(committed)
+    else:
+        db.session.commit()
+        committed()
     return logged["outcome"]
 
 

@@ -6,7 +6,9 @@ The console's endpoint, command and deliveries-log views live in ``views_endpoin
 
 from __future__ import annotations
 
-from flask import abort, current_app, jsonify, render_template, request
+import json
+
+from flask import abort, current_app, render_template, request
 
 from app.accounts.auth import public, require_role
 from app.extensions import db
@@ -33,7 +35,11 @@ def ingest(provider: str, endpoint_id: str):
     if len(body) > limit:
         abort(413, f"body is over the limit of {limit} bytes (sent without Content-Length)")
     receipt = receive(provider, endpoint_id, request.headers, body)
-    return jsonify(receipt.body), receipt.status
+    # The body as bytes, straight: ``jsonify`` goes through the app's JSON provider, which
+    # is measurable work on the hottest route for a two-field answer.
+    return current_app.response_class(
+        json.dumps(receipt.body), receipt.status, mimetype="application/json"
+    )
 
 
 @bp.get("/deliveries/<delivery_pk>")

@@ -20,6 +20,7 @@ from app.webhooks.views_support import (
     DeliveryFilters,
     ManageError,
     replay,
+    replay_plan,
     replay_refusal,
     search_deliveries,
 )
@@ -44,6 +45,7 @@ def deliveries(endpoint_id: str):
         "verdicts": VERDICTS,
         "statuses": STATUSES,
         "replay_refusal": replay_refusal,
+        "replay_plan": replay_plan,
     }
     template = "webhooks/_deliveries.html" if request.htmx else "webhooks/deliveries.html"
     response = current_app.make_response(render_template(template, **context))
@@ -58,8 +60,9 @@ def deliveries(endpoint_id: str):
 @bp.post("/deliveries/<delivery_pk>/replay")
 @require_role("engineer")
 def replay_view(delivery_pk: str):
-    """Replay a delivery through the same processing. htmx gets the row of the delivery that
-    will run: the same one requeued (it replaces its row) or a new copy (added on top)."""
+    """Replay a delivery through the same processing (the button asks first, saying what it
+    will do: ``replay_plan``). htmx gets the row of the delivery that will run: the same one
+    requeued (it replaces its row) or a new copy (added on top)."""
     original = db.get_or_404(
         Delivery, delivery_pk, description=f"there is no delivery {delivery_pk}"
     )
@@ -78,6 +81,7 @@ def replay_view(delivery_pk: str):
             "webhooks/_delivery_row.html",
             delivery=replayed,
             replay_refusal=replay_refusal,
+            replay_plan=replay_plan,
             fresh=True,
         )
     )

@@ -25,11 +25,12 @@ from flask import current_app
 from sqlalchemy import func
 from sqlalchemy.orm import defer
 
+from app.errors import DomainError
 from app.extensions import db
 from app.inputs import page_number
 from app.templating import as_utc
 from app.webhooks import command_store, mentions, reply_settings
-from app.webhooks.cli import create_endpoint, endpoint_url
+from app.webhooks.cli import create_endpoint
 from app.webhooks.command_store import DryRunRow
 from app.webhooks.commands import Command, CommandError
 from app.webhooks.ingest import forget_endpoint, replay_delivery
@@ -61,13 +62,12 @@ KNOWN_SETTINGS: dict[str, dict[str, tuple | None]] = {
 }
 
 
-class ManageError(Exception):
+class ManageError(DomainError):
     """A refused management request: HTTP ``status``, ``error`` slug, ``detail`` sentence, and
     the form ``field`` at fault (None when it is not one field's)."""
 
     def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail, self.field = status, error, detail, field
+        super().__init__(detail, status=status, error=error, field=field)
 
 
 # --- endpoints --------------------------------------------------------------------------------
@@ -296,31 +296,6 @@ def iso(moment: Any) -> str | None:
     return as_utc(moment).isoformat() if moment is not None else None
 
 
-def endpoint_dict(row: EndpointRow) -> dict:
-    """The API's endpoint: no secret, only where it is kept."""
-    endpoint = row.endpoint
-    return {
-        "id": endpoint.id,
-        "provider": endpoint.provider,
-        "name": endpoint.name,
-        "url": endpoint_url(endpoint),
-        "path": endpoint.path,
-        "enabled": endpoint.enabled,
-        "settings": reply_settings.public(endpoint.settings),
-        "source": endpoint.source,
-        "config_file": endpoint.config_file,
-        "read_only": endpoint.source == "config",
-        "secret": {
-            "stored": "env" if endpoint.secret_env else "encrypted",
-            "env": endpoint.secret_env,
-            "masked": secret_display(endpoint),
-        },
-        "created_at": iso(endpoint.created_at),
-        "delivery_count": row.delivery_count,
-        "last_delivery_at": iso(row.last_delivery_at),
-    }
-
-
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -373,18 +348,6 @@ def command_view(endpoint: Endpoint, name: str) -> CommandView:
         if view.name == name:
             return view
     raise ManageError(404, "not_found", f"endpoint {endpoint.id} has no command {name!r}")
-
-
-def command_dict(view: CommandView) -> dict:
-    """The API's command: its definition plus ``kind``, ``source`` and ``badges``."""
-    return {
-        **view.command.to_dict(),
-        "kind": view.kind,
-        "source": view.source,
-        "badges": view.badges,
-        "deletable": view.deletable,
-        "updated_at": iso(view.updated_at),
-    }
 
 
 def save_command(
@@ -603,32 +566,6 @@ def dry_run(
     return DryRun(source, event_type, list(zip(subjects, results, strict=False)))
 
 
-def dry_run_dict(result: DryRun) -> dict:
-    return {
-        "source": result.source,
-        "event_type": result.event_type,
-        "subjects": [
-            {
-                "event_type": subject_type,
-                "commands": [
-                    {
-                        "name": row.command.name,
-                        "builtin": row.command.builtin,
-                        "action": row.command.action,
-                        "matched": row.matched,
-                        "runs": row.runs,
-                        "reason": row.reason,
-                        "title": row.title,
-                        "timeline": row.timeline,
-                    }
-                    for row in rows
-                ],
-            }
-            for subject_type, rows in result.subjects
-        ],
-    }
-
-
 def dry_run_choices(endpoint: Endpoint) -> list[Delivery]:
     """Recent accepted deliveries of ``endpoint`` to offer for a dry run, newest first."""
     return list(
@@ -692,9 +629,11 @@ class DeliveryFilters:
         return {k: v for k, v in values.items() if v}
 
 
-def search_deliveries(filters: DeliveryFilters, per_page: int = DELIVERIES_PER_PAGE):
-    """``(deliveries, total)``: the page ``filters.page`` of matching deliveries, newest
-    first."""
+def search_deliveries(
+    filters: DeliveryFilters, per_page: int = DELIVERIES_PER_PAGE, offset: int | None = None
+):
+    """``(deliveries, total)``: the page ``filters.page`` (or from ``offset``) of matching
+    deliveries, newest first."""
     query = db.select(Delivery)
     if filters.endpoint_id:
         query = query.where(Delivery.endpoint_id == filters.endpoint_id)
@@ -708,7 +647,7 @@ def search_deliveries(filters: DeliveryFilters, per_page: int = DELIVERIES_PER_P
         query.options(defer(Delivery.body))
         .order_by(Delivery.received_at.desc(), Delivery.id.desc())
         .limit(per_page)
-        .offset((filters.page - 1) * per_page)
+        .offset((filters.page - 1) * per_page if offset is None else offset)
     ).all()
     return list(deliveries), total or 0
 
@@ -720,6 +659,22 @@ def replay_refusal(delivery: Delivery) -> str | None:
     if delivery.outcome and delivery.outcome.startswith("answered at once"):
         return "a connection test (ping, challenge) has nothing to replay"
     return None
+
+
+def replay_plan(delivery: Delivery) -> str:
+    """What replaying ``delivery`` will do, in a sentence (the console asks before it does):
+    an unfinished delivery is queued again, a processed one copied into a new delivery."""
+    name = f"Replay delivery {delivery.delivery_id}"
+    if delivery.status in ("received", "failed"):
+        return (
+            f"{name}: it has not finished processing, so it is queued again as it is "
+            "(no new delivery)."
+        )
+    return (
+        f"{name}: it will be processed again as a new delivery ({delivery.delivery_id}"
+        "#replay-N) and its commands run again over the same cases, which may update them, "
+        "reopen them, or send replies again."
+    )
 
 
 def replay(delivery: Delivery) -> tuple[Delivery, bool]:
@@ -735,27 +690,3 @@ def replay(delivery: Delivery) -> tuple[Delivery, bool]:
     except ValueError as exc:
         raise ManageError(409, "not_replayable", str(exc)) from None
     return replayed, replayed.id == delivery.id
-
-
-def delivery_dict(delivery: Delivery, *, full: bool = False) -> dict:
-    """The API's delivery; ``full`` adds the stored headers and the body as text."""
-    data = {
-        "id": delivery.id,
-        "endpoint_id": delivery.endpoint_id,
-        "delivery_id": delivery.delivery_id,
-        "event_type": delivery.event_type,
-        "received_at": iso(delivery.received_at),
-        "verdict": delivery.verdict,
-        "verdict_detail": delivery.verdict_detail,
-        "status": delivery.status,
-        "outcome": delivery.outcome,
-        "case_id": delivery.case_id,
-        "processed_at": iso(delivery.processed_at),
-        "processing_ms": delivery.processing_ms,
-        "replayable": replay_refusal(delivery) is None,
-    }
-    if full:
-        data["headers"] = delivery.headers or {}
-        data["body"] = delivery.body_text
-        data["body_bytes"] = len(delivery.body or b"")
-    return data

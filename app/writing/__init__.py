@@ -21,7 +21,8 @@ Shapes:
   (status: active, untried, dead_end, solved; optional: ``"fork_reason"``, ``"revived"``
   (bool: a dead end brought back), ``"revival_evidence"``).
 - ``context`` (a whole case): ``{"case": Case.to_dict(), "events": [CaseEvent.to_dict()...],
-  "deliveries": [{"event_type", "summary", "received_at"}], "branches": [branch...],
+  "deliveries": [{"event_type", "summary", "received_at"}], "incident": {"description"
+  (the source's own text, Markdown), "facts": [{"label", "value"}]}, "branches": [branch...],
   "active_branch_id", "handoffs": [{"intent", "priority", "notes", "waiting_on",
   "created_at", "created_by", "claimed_by", "claimed_at"?, "next_step"?, "watch_out"?}]}``.
   Times are ISO 8601 strings (or datetimes); every key may be missing or empty.

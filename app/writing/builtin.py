@@ -13,6 +13,7 @@ blank lines around optional parts.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -41,6 +42,13 @@ def plain_words(markdown: str) -> list[str]:
     """The jargon words found in ``markdown`` (for tests and the LLM writer's check)."""
     lowered = markdown.lower()
     return [word for word in JARGON if word in lowered]
+
+
+def internal_names(markdown: str, labels: list[str]) -> list[str]:
+    """The team's internal names found in ``markdown``: the hypothesis ``labels``
+    (``Facts.internal_labels``), emails and ticket ids (what ``text.plain`` takes out)."""
+    found = [lb for lb in labels if re.search(rf"(?<!\w){re.escape(lb)}(?!\w)", markdown, re.I)]
+    return found + text.EMAIL.findall(markdown) + text.TICKET_ID.findall(markdown)
 
 
 def _paragraphs(parts: list[Any]) -> str:
@@ -72,6 +80,7 @@ def environment() -> Environment:
         join_and=text.join,
         affix=text.affix,
         quoted=text.quoted,
+        blockquote=text.blockquote,
         telling_line=text.telling_line,
         plain=text.plain,
         paragraphs=_paragraphs,
@@ -217,4 +226,6 @@ class BuiltinWriter:
         raise ValueError(f"unknown output kind {kind!r}; one of {', '.join(KINDS)}")
 
 
-__all__ = ["JARGON", "BuiltinWriter", "NoteFacts", "compose", "kb_data", "plain_words"]
+__all__ = [
+    "JARGON", "BuiltinWriter", "NoteFacts", "compose", "internal_names", "kb_data", "plain_words",
+]  # fmt: skip

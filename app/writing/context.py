@@ -26,8 +26,8 @@ def register_context(provide: Callable[[Case], dict]) -> Callable[[Case], dict]:
 
 
 def case_context(case: Case) -> dict:
-    """``{"case", "events", "deliveries", "branches", "active_branch_id", "handoffs"}`` for
-    ``case`` — plain dicts only, times as ISO 8601 UTC strings. Reads only.
+    """``{"case", "events", "deliveries", "incident", "branches", "active_branch_id",
+    "handoffs"}`` for ``case`` — plain dicts only, times as ISO 8601 UTC strings. Reads only.
 
     ``deliveries`` are ``{"event_type", "summary", "received_at"}`` oldest first; the summary
     is the one the provider module gave the case event the delivery caused (None if it
@@ -68,3 +68,18 @@ def case_context(case: Case) -> dict:
     for provide in _parts:
         context.update(provide(case))
     return context
+
+
+@register_context
+def _incident(case: Case) -> dict:
+    """``incident``: what the source said (``Provider.incident`` of the delivery that opened
+    the case): ``{"description": Markdown, "facts": [{"label", "value"}]}``."""
+    from app.cases.incident import case_incident
+
+    shown = case_incident(case).incident
+    return {
+        "incident": {
+            "description": shown.body_markdown,
+            "facts": [{"label": f.label, "value": f.value} for f in shown.fields],
+        }
+    }

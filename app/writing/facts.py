@@ -200,8 +200,10 @@ class CaseFacts:
 
     @property
     def plain_title(self) -> str:
-        """The title without a trailing provider reference such as ``(org/repo#12)``."""
-        return re.sub(r"\s*\([^()]*#\d+\)\s*$", "", self.title).strip() or self.title
+        """The title without a trailing provider reference such as ``(org/repo#12)`` or a
+        leading issue key (``OPS-12: ``, Jira's)."""
+        title = re.sub(r"\s*\([^()]*#\d+\)\s*$", "", self.title).strip()
+        return re.sub(r"^[A-Z][A-Z0-9]{1,9}-\d+:\s*", "", title) or self.title
 
     @property
     def provider_name(self) -> str:
@@ -227,6 +229,9 @@ class Facts:
         if resolution_summary is None:
             resolution_summary = case.get("resolution_summary")
         self.resolution_summary = text(resolution_summary)
+        incident = _dict(context.get("incident"))
+        #: What the source itself said (an issue body, an alert's description), Markdown.
+        self.source_description = text(incident.get("description"))
         self.ordered = self._tree()
 
     def _tree(self) -> list[BranchFacts]:
@@ -283,6 +288,18 @@ class Facts:
     def tried(self) -> list[BranchFacts]:
         """Hypotheses someone worked on (not untried)."""
         return [b for b in self.hypotheses if b.status != "untried"]
+
+    @cached_property
+    def ruled_out(self) -> list[BranchFacts]:
+        """The tried hypotheses that were dead ends (a root marked so is no hypothesis)."""
+        return [b for b in self.tried if b.status == "dead_end"]
+
+    @cached_property
+    def internal_labels(self) -> list[str]:
+        """The team's names for things, which a client never reads: the hypotheses' labels
+        of two words or more (one word, "database", is too common to take out of a
+        sentence)."""
+        return [b.label for b in self.hypotheses if len(b.label.split()) >= 2]
 
     @cached_property
     def active_branch(self) -> BranchFacts | None:

@@ -30,7 +30,8 @@ from flask import current_app, has_app_context
 
 from app.logs import log
 from app.writing import KINDS, Written
-from app.writing.builtin import BuiltinWriter, plain_words, render_kb_article
+from app.writing.builtin import BuiltinWriter, internal_names, plain_words, render_kb_article
+from app.writing.facts import Facts
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 #: Longest text of one attachment sent to the model (characters).
@@ -59,7 +60,8 @@ PROMPTS = {
         "Write a summary of this resolved case for the client, in two or three short "
         "paragraphs of plain language: what happened, what was done, and that it is resolved. "
         "No technical jargon: do not mention event types, webhooks, deliveries, branches, "
-        "hypotheses, dead ends or escalations. Answer with the text only."
+        "hypotheses, dead ends or escalations, and never name the team's hypotheses, people, "
+        "email addresses or internal ticket ids. Answer with the text only."
     ),
     "branch_summary": (
         "Summarise this branch of the investigation in a few Markdown lines: what was tried "
@@ -175,6 +177,9 @@ class LlmWriter:
                 raise LlmError(
                     "the client summary uses internal words: " + ", ".join(plain_words(text))
                 )
+            named = internal_names(text, Facts(context).internal_labels)
+            if kind == "client_summary" and named:
+                raise LlmError("the client summary names internal things: " + ", ".join(named))
             return Written(text, None, "llm", model)
         except LlmError as exc:
             reason = self._fell_back(kind, exc)

@@ -118,6 +118,16 @@ def inline(value: Any) -> str:
     return one_line(value).replace("`", "'")
 
 
+def blockquote(value: Any, limit: int = 2000) -> str:
+    """Markdown from a source (an issue body) as a quote: every line behind ``> ``, cut
+    after ``limit`` characters ("…" marks the cut), so its headings and lists stay inside
+    the quote and never become the document's own sections."""
+    body = text(value)
+    if len(body) > limit:
+        body = body[: limit - 1].rstrip() + "…"
+    return "\n".join(f"> {line}".rstrip() for line in body.splitlines()) if body else ""
+
+
 def join(items: Iterable[str]) -> str:
     """``a``, ``a and b``, ``a, b and c`` (empty items left out)."""
     items = [i for i in items if i]
@@ -145,11 +155,34 @@ def telling_line(value: Any) -> str:
     return ""
 
 
-def plain(value: Any, event_types: Iterable[str] = ()) -> str:
+def plain(value: Any, event_types: Iterable[str] = (), internal: Iterable[str] = ()) -> str:
     """Text for a client: one line, no Markdown code marks, none of the case's event type
-    names (``issues.opened``) that people sometimes paste into labels and summaries."""
+    names (``issues.opened``) that people sometimes paste into labels and summaries, and
+    none of the team's internal names (``internal_names``): ``internal`` labels (the
+    hypotheses) become "one of the possible causes", emails "a colleague", ticket ids
+    (``OPS-1234``) "an internal ticket", and ``#12``-style references are left out."""
     line = one_line(value, 800).replace("`", "")
     for event_type in event_types:
         if "." in event_type:
             line = re.sub(rf"\s*\b{re.escape(event_type)}\b", "", line)
+    return internal_names(line, internal)
+
+
+#: An email address; a ticket id (``OPS-1234``, ``INC-77``); a ``#12``-style reference with
+#: the word that names it (``case #12``, ``handoff #3``).
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+TICKET_ID = re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b")
+_REF = r"(?:\b(?:case|handoff|ticket|issue|incident)\s+)?(?<!\w)#\d+\b"
+REFERENCE = re.compile(rf"\s*\(\s*{_REF}(?:\s*[,;]\s*{_REF})*\s*\)|\s*{_REF}", re.I)
+
+
+def internal_names(line: str, labels: Iterable[str] = ()) -> str:
+    """``line`` without the team's internal names (see ``plain``); longest labels first, so
+    a label containing another is replaced whole."""
+    for label in sorted({lb for lb in labels if lb.strip()}, key=len, reverse=True):
+        line = re.sub(rf"(?<!\w){re.escape(label)}(?!\w)", "one of the possible causes", line,
+                      flags=re.I)  # fmt: skip
+    line = EMAIL.sub("a colleague", line)
+    line = TICKET_ID.sub("an internal ticket", line)
+    line = REFERENCE.sub("", line)
     return re.sub(r"\s{2,}", " ", line).strip()

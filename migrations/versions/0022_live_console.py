@@ -2,14 +2,14 @@
 setting of each user
 
 Revision ID: 0022_live
-Revises: 0021
+Revises: 0022
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0022_live"
-down_revision = "0021"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -432,3 +432,12 @@ def test_a_delivery_with_two_alerts_shows_on_both_cases(app, alertmanager, drain
     for case_id in case_ids:  # delivery.case_id names only one of them
         page = client.get(f"/cases/{case_id}").get_data(as_text=True)
         assert 'Deliveries <span class="count">1</span>' in page, case_id
+    # Each case shows its own alert from the shared delivery (the incident, app/cases/incident.py).
+    first, second = (client.get(f"/cases/{i}").get_data(as_text=True) for i in case_ids)
+    shown = {
+        i: p.split('id="incident"')[1].split("</section>")[0]
+        for i, p in zip(case_ids, (first, second), strict=True)
+    }
+    assert "localhost:8081 of job node has been down" in shown[case_ids[0]]
+    assert "localhost:8082" not in shown[case_ids[0]]
+    assert "localhost:8082 of job node has been down" in shown[case_ids[1]]

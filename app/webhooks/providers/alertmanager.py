@@ -41,11 +41,13 @@ from typing import Any
 from app.webhooks.commands import Command
 from app.webhooks.providers.base import (
     CaseFacts,
+    Incident,
     Provider,
     VerificationError,
     constant_time_equal,
     excerpt,
     http_url,
+    incident_fields,
     mapping,
     one_line,
     require_header,
@@ -66,6 +68,8 @@ SEVERITIES = {
 }
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 DETAIL_EXCERPT = 200
+#: Alerts a whole group's incident lists, one line each (a storm sends hundreds).
+MAX_LISTED_ALERTS = 50
 
 
 def fingerprint(alert: Mapping[str, Any]) -> str:
@@ -174,6 +178,42 @@ class Alertmanager(Provider):
             return _group_facts(event_type, payload)
         return _alert_facts(event_type, payload)
 
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """One alert: its summary and description as the body, the runbook as a link, its
+        labels, status and start; a whole group (``group_by: groupKey``): each alert's line."""
+        payload = mapping(payload)
+        if isinstance(payload.get("alerts"), list):
+            annotations = mapping(payload.get("commonAnnotations"))
+            lines = [
+                f"- **{text_of(mapping(a.get('labels')).get('instance'), 'alert')}** "
+                f"({text_of(a.get('status'), 'unknown')}): "
+                + one_line(
+                    mapping(a.get("annotations")).get("description")
+                    or mapping(a.get("annotations")).get("summary")
+                )
+                for a in _alerts(payload)
+            ]
+            if len(lines) > MAX_LISTED_ALERTS:  # a storm: the first ones and how many more
+                more = len(lines) - MAX_LISTED_ALERTS
+                lines = [*lines[:MAX_LISTED_ALERTS], f"- … and {more} more"]
+            return Incident(
+                body_markdown="\n".join(lines),
+                fields=_alert_fields(
+                    payload.get("status"), annotations, mapping(payload.get("commonLabels")), None
+                ),
+                level=text_of(mapping(payload.get("commonLabels")).get("severity")),
+            )
+        annotations = mapping(payload.get("annotations"))
+        labels = mapping(payload.get("labels"))
+        summary = text_of(annotations.get("summary")) or text_of(annotations.get("title"))
+        description = text_of(annotations.get("description"))
+        body = "\n\n".join([f"**{summary}**"] * bool(summary) + [description] * bool(description))
+        return Incident(
+            body_markdown=body,
+            fields=_alert_fields(payload.get("status"), annotations, labels, payload),
+            level=text_of(labels.get("severity")),
+        )
+
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
 
@@ -228,6 +268,33 @@ def _group_facts(event_type: str, group: dict) -> CaseFacts:
         source_url=http_url(group.get("externalURL"))
         or next((u for a in alerts if (u := http_url(a.get("generatorURL")))), None),
         summary=f"{event_type.removeprefix('alert.')}: {firing} firing, {resolved} resolved",
+    )
+
+
+#: Annotations the body already shows (``incident``) or that are links.
+_SHOWN_ANNOTATIONS = ("summary", "title", "description", "runbook_url", "runbook")
+
+
+def _alert_fields(status: Any, annotations: dict, labels: dict, alert: dict | None) -> tuple:
+    """An alert's (or a group's) facts: status, the runbook as a link, when it started, its
+    labels and its other annotations, each under its own name."""
+    alert = alert or {}
+    runbook = http_url(annotations.get("runbook_url")) or http_url(annotations.get("runbook"))
+    return incident_fields(
+        ("Status", status),
+        ("Runbook", runbook, runbook),
+        ("Started", alert.get("startsAt")),
+        (
+            "Source",
+            "Prometheus graph" if http_url(alert.get("generatorURL")) else "",
+            alert.get("generatorURL"),
+        ),
+        *((name, value) for name, value in list(labels.items())[:30]),
+        *(
+            (name, value)
+            for name, value in list(annotations.items())[:30]
+            if name not in _SHOWN_ANNOTATIONS
+        ),
     )
 
 

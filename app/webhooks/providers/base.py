@@ -96,6 +96,45 @@ def _storable_or_none(value: Any, limit: int | None, *, distinct: bool = False) 
 
 
 @dataclass(frozen=True)
+class IncidentField:
+    """One labelled fact of an incident ("Service": "API Service"), with a link when the
+    source gives one (only http and https URLs are kept: ``http_url``)."""
+
+    label: str
+    value: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Incident:
+    """What happened, in the source's own words, for the top of the case page.
+
+    ``body_markdown`` is the source's text (an issue body, an alert description, a message),
+    rendered as Markdown by ``app.markdown`` (never trusted HTML); ``fields`` are its labelled
+    facts in the order the provider thinks matter; ``level`` is the source's own word for how
+    bad it is (Sentry ``error``, PagerDuty ``high``), shown beside the case's severity.
+    """
+
+    body_markdown: str = ""
+    fields: tuple[IncidentField, ...] = ()
+    level: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.body_markdown or self.fields or self.level)
+
+
+def incident_fields(*pairs: tuple[str, Any] | tuple[str, Any, Any]) -> tuple[IncidentField, ...]:
+    """``IncidentField``s from ``(label, value[, url])``; empty values are left out, values
+    are one line (``one_line``), urls kept only when http(s)."""
+    fields = []
+    for label, value, *url in pairs:
+        text = one_line(value)
+        if text:
+            fields.append(IncidentField(label, text, http_url(url[0]) if url else None))
+    return tuple(fields)
+
+
+@dataclass(frozen=True)
 class Sample:
     """A request as the provider sends it, shipped in ``samples/<provider>/``.
 
@@ -320,6 +359,11 @@ class Provider:
         """Dedup key, title, severity and source URL for the case this delivery is about."""
         raise NotImplementedError
 
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """What the case page shows of this delivery's source (``Incident``): its own text
+        and the facts that say what happened. Default: nothing (the page shows the summary)."""
+        return Incident()
+
     def ordering_key(self, event_type: str, payload: dict) -> str | None:
         """What this delivery must be processed in order with (deliveries with the same key
         run one after another, in arrival order; others may run in parallel). Default: the
@@ -462,6 +506,11 @@ def text_of(value: Any, default: str = "") -> str:
 def mapping(value: Any) -> dict:
     """``value`` if it is a JSON object, else ``{}`` (payload fields may be null)."""
     return value if isinstance(value, dict) else {}
+
+
+def array(value: Any) -> list:
+    """``value`` if it is a JSON array, else ``[]`` (a hostile sender may put anything)."""
+    return value if isinstance(value, list) else []
 
 
 def header(headers: Mapping[str, str], name: str) -> str:

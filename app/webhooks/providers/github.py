@@ -14,6 +14,7 @@ from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     TRIGGER,
     CaseFacts,
+    Incident,
     Mention,
     Provider,
     ReplyError,
@@ -21,6 +22,7 @@ from app.webhooks.providers.base import (
     ReplySettings,
     answer_excerpt,
     answer_json,
+    array,
     bearer,
     check_signature,
     delivery_header,
@@ -28,6 +30,7 @@ from app.webhooks.providers.base import (
     header,
     hmac_sha256_hex,
     http_url,
+    incident_fields,
     mapping,
     remark,
     require_header,
@@ -125,6 +128,36 @@ class GitHub(Provider):
             severity="info",
             source_url=text_of(subject.get("html_url")) or None,
             summary=summary,
+        )
+
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """The issue or pull request body (Markdown) with its state, author and labels; for
+        CI runs the workflow, branch, conclusion and commit."""
+        payload = mapping(payload)
+        event = event_type.split(".", 1)[0]
+        if event in CI_EVENTS:
+            run = mapping(payload.get(event))
+            name, branch = _ci_name_and_branch(event, payload, run)
+            return Incident(
+                fields=incident_fields(
+                    ("Workflow", name, run.get("html_url")),
+                    ("Branch", branch),
+                    ("Conclusion", text_of(run.get("conclusion")).replace("_", " ")),
+                    ("Commit", text_of(run.get("head_sha"))[:12]),
+                    ("Repository", mapping(payload.get("repository")).get("full_name")),
+                ),
+                level=text_of(run.get("conclusion")),
+            )
+        subject = mapping(payload.get("pull_request")) or mapping(payload.get("issue"))
+        labels = [text_of(mapping(label).get("name")) for label in array(subject.get("labels"))]
+        return Incident(
+            body_markdown=text_of(subject.get("body")),
+            fields=incident_fields(
+                ("State", subject.get("state")),
+                ("Opened by", mapping(subject.get("user")).get("login")),
+                ("Labels", ", ".join(label for label in labels if label)),
+                ("Repository", mapping(payload.get("repository")).get("full_name")),
+            ),
         )
 
     def builtin_commands(self) -> list[Command]:

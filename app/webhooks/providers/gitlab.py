@@ -22,6 +22,7 @@ from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     TRIGGER,
     CaseFacts,
+    Incident,
     Mention,
     Provider,
     ReplyError,
@@ -30,10 +31,12 @@ from app.webhooks.providers.base import (
     VerificationError,
     answer_excerpt,
     answer_json,
+    array,
     constant_time_equal,
     delivery_header,
     header,
     http_url,
+    incident_fields,
     mapping,
     remark,
     require_header,
@@ -131,6 +134,47 @@ class GitLab(Provider):
         label = "merge request" if kind == "merge_request" else kind.replace("_", " ")
         verb = ACTION_VERBS.get(action, action.replace("_", " ") or "sent an event about")
         return _subject_facts(kind, attributes, project, f"{who} {verb} the {label}")
+
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """The issue or merge request description (Markdown) with its state, author and
+        labels; for pipelines the ref, status and failed jobs."""
+        payload = mapping(payload)
+        kind = event_type.split(".", 1)[0]
+        attributes = mapping(payload.get("object_attributes"))
+        project = mapping(payload.get("project")).get("path_with_namespace")
+        if kind == "pipeline":
+            failed = [
+                text_of(build.get("name"))
+                for build in array(payload.get("builds"))
+                if isinstance(build, dict) and build.get("status") == "failed"
+            ]
+            status = text_of(attributes.get("status"))
+            return Incident(
+                fields=incident_fields(
+                    ("Ref", attributes.get("ref")),
+                    ("Status", STATUS_ALIASES.get(status, status)),
+                    ("Failed jobs", ", ".join(name for name in failed if name)),
+                    ("Commit", text_of(attributes.get("sha"))[:12]),
+                    ("Project", project, mapping(payload.get("project")).get("web_url")),
+                ),
+            )
+        if kind == "note":
+            noteable = text_of(attributes.get("noteable_type"))
+            subject = mapping(
+                payload.get("merge_request" if noteable == "MergeRequest" else "issue")
+            )
+        else:
+            subject = attributes
+        labels = [text_of(mapping(label).get("title")) for label in array(payload.get("labels"))]
+        return Incident(
+            body_markdown=text_of(subject.get("description")),
+            fields=incident_fields(
+                ("State", subject.get("state")),
+                ("Opened by", _who(payload) if kind != "note" else ""),
+                ("Labels", ", ".join(label for label in labels if label)),
+                ("Project", project, mapping(payload.get("project")).get("web_url")),
+            ),
+        )
 
     def builtin_commands(self) -> list[Command]:
         return BUILTIN_COMMANDS
@@ -267,7 +311,7 @@ def _pipeline_facts(event_type: str, payload: dict, attributes: dict, project: s
     )
     failed = [
         text_of(build.get("name"))
-        for build in _list(payload.get("builds"))
+        for build in array(payload.get("builds"))
         if isinstance(build, dict) and build.get("status") == "failed" and build.get("name")
     ]
     summary = f"Pipeline #{pipeline_id or '?'} on {ref}: {status.replace('_', ' ')}"
@@ -329,8 +373,3 @@ BUILTIN_COMMANDS: list[Command] = [
         description="A comment on an issue or merge request: add it to the case's timeline.",
     ),
 ]
-
-
-def _list(value: Any) -> list:
-    """``value`` if it is a JSON array, else ``[]`` (a hostile sender may put anything)."""
-    return value if isinstance(value, list) else []

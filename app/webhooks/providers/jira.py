@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 from app.webhooks.commands import Command, Condition
 from app.webhooks.providers.base import (
     CaseFacts,
+    Incident,
     Mention,
     Provider,
     ReplyError,
@@ -32,6 +33,7 @@ from app.webhooks.providers.base import (
     check_signature,
     delivery_header,
     hmac_sha256_hex,
+    incident_fields,
     mapping,
     remark,
     require_header,
@@ -126,6 +128,26 @@ class Jira(Provider):
             severity=PRIORITY_SEVERITY.get(priority, "info"),
             source_url=_browse_url(issue, key),
             summary=summary,
+        )
+
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """The issue's description (wiki text or Markdown on API v2, an Atlassian Document
+        Format document on v3), its type, status, priority, reporter and labels."""
+        fields = mapping(mapping(mapping(payload).get("issue")).get("fields"))
+        description = fields.get("description")
+        body = _adf_text(description).strip() if isinstance(description, Mapping) else description
+        labels = fields.get("labels") if isinstance(fields.get("labels"), list) else []
+        reporter = mapping(fields.get("reporter"))
+        return Incident(
+            body_markdown=text_of(body),
+            fields=incident_fields(
+                ("Type", mapping(fields.get("issuetype")).get("name")),
+                ("Status", mapping(fields.get("status")).get("name")),
+                ("Priority", mapping(fields.get("priority")).get("name")),
+                ("Reporter", text_of(reporter.get("displayName")) or reporter.get("name")),
+                ("Labels", ", ".join(text_of(label) for label in labels if text_of(label))),
+            ),
+            level=text_of(mapping(fields.get("priority")).get("name")),
         )
 
     def builtin_commands(self) -> list[Command]:

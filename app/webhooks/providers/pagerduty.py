@@ -27,6 +27,7 @@ from app.webhooks.commands import Command
 from app.webhooks.providers.base import (
     MAX_DELIVERY_ID,
     CaseFacts,
+    Incident,
     PayloadError,
     Provider,
     ReplyError,
@@ -38,6 +39,7 @@ from app.webhooks.providers.base import (
     header,
     hmac_sha256_hex,
     http_url,
+    incident_fields,
     mapping,
     remark,
     require_header,
@@ -132,6 +134,37 @@ class PagerDuty(Provider):
             severity=_severity(incident),
             source_url=text_of(incident.get("html_url")) or None,
             summary=_summary(event_type, event, data, incident),
+        )
+
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """The incident's urgency, service (linked), status, priority, escalation policy and
+        assignees; the body is its description or an annotation's text when there is one."""
+        data = mapping(mapping(mapping(payload).get("event")).get("data"))
+        incident = (
+            data if text_of(data.get("type")) == "incident" else mapping(data.get("incident"))
+        )
+        service = mapping(incident.get("service"))
+        policy = mapping(incident.get("escalation_policy"))
+        assignees = incident.get("assignees") if isinstance(incident.get("assignees"), list) else []
+        return Incident(
+            body_markdown=text_of(incident.get("description")) or text_of(data.get("content")),
+            fields=incident_fields(
+                ("Urgency", incident.get("urgency")),
+                ("Service", service.get("summary"), service.get("html_url")),
+                ("Status", incident.get("status")),
+                ("Priority", mapping(incident.get("priority")).get("summary")),
+                ("Escalation policy", policy.get("summary"), policy.get("html_url")),
+                (
+                    "Assigned to",
+                    ", ".join(
+                        text_of(mapping(a).get("summary"))
+                        for a in assignees
+                        if mapping(a).get("summary")
+                    ),
+                ),
+                ("Incident", incident.get("number"), incident.get("html_url")),
+            ),
+            level=text_of(incident.get("urgency")),
         )
 
     def builtin_commands(self) -> list[Command]:

@@ -22,6 +22,7 @@ from app.webhooks.commands import Command
 from app.webhooks.providers.base import (
     MAX_DELIVERY_ID,
     CaseFacts,
+    Incident,
     Provider,
     ReplyError,
     ReplyResult,
@@ -34,6 +35,7 @@ from app.webhooks.providers.base import (
     header,
     hmac_sha256_hex,
     http_url,
+    incident_fields,
     mapping,
     remark,
     require_header,
@@ -138,6 +140,42 @@ class Sentry(Provider):
             or text_of(subject.get("issue_url"))
             or None,
             summary=summary,
+        )
+
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """The error (type and message) as the body; the culprit, level, project, platform
+        and how often it happened. Metric alerts: the alert's description."""
+        data = mapping(mapping(payload).get("data"))
+        if event_type.startswith("metric_alert"):
+            alert = mapping(data.get("metric_alert"))
+            return Incident(
+                body_markdown=text_of(data.get("description_text")),
+                fields=incident_fields(
+                    ("Alert", text_of(data.get("description_title")) or alert.get("title")),
+                    ("Status", event_type.partition(".")[2]),
+                ),
+                level=event_type.partition(".")[2],
+            )
+        subject = (
+            mapping(data.get("issue")) or mapping(data.get("error")) or mapping(data.get("event"))
+        )
+        metadata = mapping(subject.get("metadata"))
+        error = ": ".join(
+            part for part in (text_of(metadata.get("type")), text_of(metadata.get("value"))) if part
+        )
+        project = mapping(subject.get("project"))
+        return Incident(
+            body_markdown=f"`{error}`" if error and "`" not in error else error,
+            fields=incident_fields(
+                ("Culprit", subject.get("culprit")),
+                ("Level", subject.get("level")),
+                ("Project", text_of(project.get("name")) or text_of(project.get("slug"))),
+                ("Platform", subject.get("platform")),
+                ("Events", subject.get("count")),
+                ("Users", subject.get("userCount")),
+                ("File", metadata.get("filename")),
+            ),
+            level=text_of(subject.get("level")),
         )
 
     def builtin_commands(self) -> list[Command]:

@@ -44,6 +44,7 @@ from app.webhooks.providers.base import (
     MAX_DELIVERY_ID,
     TRIGGER,
     CaseFacts,
+    Incident,
     Mention,
     PayloadError,
     Provider,
@@ -58,6 +59,7 @@ from app.webhooks.providers.base import (
     excerpt,
     header,
     hmac_sha256_hex,
+    incident_fields,
     mapping,
     one_line,
     require_header,
@@ -186,6 +188,24 @@ class Slack(Provider):
             severity="info",
             source_url=_channel_link(team, channel),
             summary=summary,
+        )
+
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """The message as written (Slack's mrkdwn is close enough to Markdown to read), who
+        wrote it and where; for a reaction, the reaction on which message."""
+        payload = mapping(payload)
+        event = mapping(payload.get("event"))
+        item = mapping(event.get("item"))
+        reaction = text_of(event.get("reaction"))
+        return Incident(
+            body_markdown=text_of(event.get("text")),
+            fields=incident_fields(
+                ("From", event.get("user")),
+                ("Channel", text_of(event.get("channel")) or item.get("channel")),
+                ("Reaction", f":{reaction}:" if reaction else ""),
+                ("On a message by", event.get("item_user")),
+                ("Thread", text_of(event.get("thread_ts")) or item.get("ts")),
+            ),
         )
 
     def builtin_commands(self) -> list[Command]:

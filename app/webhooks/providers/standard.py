@@ -41,11 +41,13 @@ from standardwebhooks import Webhook
 from app.webhooks.commands import Command
 from app.webhooks.providers.base import (
     CaseFacts,
+    Incident,
     Provider,
     VerificationError,
     check_timestamp,
     delivery_header,
     http_url,
+    incident_fields,
     mapping,
     one_line,
     require_header,
@@ -170,6 +172,33 @@ class Standard(Provider):
             or http_url(data.get("url"))
             or http_url(data.get("html_url")),
             summary=event_type + (f" ({object_id})" if object_id else ""),
+        )
+
+    def incident(self, event_type: str, payload: Any) -> Incident:
+        """The sender's ``description`` or ``message`` (top level or in ``data``) as the body,
+        and the scalar fields of ``data`` as they are (a generic sender's names are its own)."""
+        payload = mapping(payload)
+        data = mapping(payload.get("data"))
+        body = next(
+            (
+                text
+                for source in (payload, data)
+                for key in ("description", "message", "text")
+                if (text := text_of(source.get(key)))
+            ),
+            "",
+        )
+        scalars = [
+            (key.replace("_", " ").capitalize(), value)
+            for key, value in list(data.items())[:20]
+            if isinstance(value, str | int | float)
+            and not isinstance(value, bool)
+            and key not in ("description", "message", "text")
+        ]
+        return Incident(
+            body_markdown=body,
+            fields=incident_fields(("Severity", payload.get("severity")), *scalars),
+            level=text_of(payload.get("severity")) or text_of(data.get("severity")),
         )
 
     def builtin_commands(self) -> list[Command]:
