@@ -1,14 +1,14 @@
 """live console: an index for the case page's version check, and the desktop notification
 setting of each user
 
-Revision ID: 0022_live
+Revision ID: 0023
 Revises: 0022
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_live"
+revision = "0023"
 down_revision = "0022"
 branch_labels = None
 depends_on = None
