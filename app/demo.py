@@ -40,15 +40,28 @@ PROVIDER = "standard"
 #: ``state``: what the demo does with the case once it exists.
 INCIDENTS = [
     {"id": WORKED, "severity": "critical", "state": "worked",
-     "title": "Checkout API answers 502 for 12% of requests in eu-west-1"},
+     "title": "Checkout API answers 502 for 12% of requests in eu-west-1",
+     "service": "checkout-api", "region": "eu-west-1",
+     "description": "The **5xx rate** of `POST /v1/checkout` crossed 5% at 14:02 UTC and "
+                    "holds at 12%. The errors come from the load balancer (502), not the "
+                    "app; p99 latency is up from 310 ms to 2.4 s."},
     {"id": "mon_payments_backlog", "severity": "critical", "state": "new",
-     "title": "Payments queue backlog above 5,000 messages"},
+     "title": "Payments queue backlog above 5,000 messages",
+     "service": "payments-worker", "region": "eu-west-1",
+     "description": "`payments.capture` has 5,312 messages waiting; consumers are up but "
+                    "acknowledge about 40 a minute (normally 900)."},
     {"id": "mon_db_replica_disk", "severity": "error", "state": "escalated",
-     "title": "Disk 91% full on db-replica-2"},
+     "title": "Disk 91% full on db-replica-2", "service": "postgres", "region": "us-east-1",
+     "description": "`/var/lib/postgresql` grows 2% an hour; WAL files are not being "
+                    "recycled since the replication slot `analytics` stopped."},
     {"id": "mon_invoice_export", "severity": "warning", "state": "parked",
-     "title": "Nightly invoice export did not run"},
+     "title": "Nightly invoice export did not run", "service": "billing-cron",
+     "region": "eu-west-1",
+     "description": "The 02:00 export job has no run recorded for last night."},
     {"id": "mon_tls_expiry", "severity": "info", "state": "acknowledged",
-     "title": "TLS certificate for api.example.com expires in 14 days"},
+     "title": "TLS certificate for api.example.com expires in 14 days", "service": "edge",
+     "region": "global",
+     "description": "Auto-renewal failed twice: the DNS challenge record was not found."},
 ]  # fmt: skip
 
 
@@ -73,10 +86,15 @@ def incident_samples() -> list[tuple[Sample, str]]:
             "title": incident["title"],
             "severity": incident["severity"],
             "url": f"https://status.example.com/monitors/{incident['id']}",
-            "data": {"id": incident["id"]},
+            "description": incident["description"],
+            "data": {
+                "id": incident["id"],
+                "service": incident["service"],
+                "region": incident["region"],
+            },
         }
         sample = Sample(incident["id"], headers, json.dumps(body).encode())
-        found.append((sample, f"msg_demo_{incident['id']}"))
+        found.append((sample, f"demo_{incident['id']}"))
     return found
 
 
