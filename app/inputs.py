@@ -170,6 +170,8 @@ def refuse_unstorable_text() -> None:
             return  # the view answers the 413, in its own words
         fields += [(name, value) for name, value in form.items(multi=True)]
     for name, value in fields:
+        # A multipart part whose name holds a line break arrives under the name None.
+        name, value = name or "", value or ""
         if why := refusal(name) or refusal(value):
             abort(400, description=f"{name[:40]!r} {why}")
 

@@ -55,6 +55,20 @@ DOWNLOAD_TYPES = {
 }  # fmt: skip
 
 
+#: The multipart form of a note with files (described in the OpenAPI beside the JSON body).
+NOTE_FORM = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string", "description": "The note (Markdown)"},
+        "files": {
+            "type": "array",
+            "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "description": "Files to attach (also accepted under the name file)",
+        },
+    },
+}
+
+
 @bp.get("/cases/<int:case_id>/branches")
 @require_role("viewer")
 @operation(responses={200: BranchMap}, tag="branches")
@@ -151,7 +165,13 @@ def revive_branch(case_id: int, branch_id: int, body: ReviveBody) -> BranchAnswe
 
 @bp.post("/cases/<int:case_id>/branches/<int:branch_id>/notes")
 @require_role("engineer")
-@operation(body=NoteBody, responses={201: NoteAdded}, tag="branches", parse_body_first=False)
+@operation(
+    body=NoteBody,
+    responses={201: NoteAdded},
+    tag="branches",
+    parse_body_first=False,
+    forms={"multipart/form-data": NOTE_FORM},
+)
 def add_branch_note(case_id: int, branch_id: int) -> tuple[NoteAdded, int]:
     """Add a note: JSON ``{"text"}``, or ``multipart/form-data`` with a ``text`` field and
     files in ``files`` (or ``file``); 413 for a file over the attachment limit."""
@@ -183,7 +203,7 @@ def _multipart_note() -> tuple[str, list]:
 
 @bp.get("/attachments/<int:attachment_id>")
 @require_role("viewer")
-@operation(responses={200: None}, tag="branches")
+@operation(responses={200: None}, files={200: "*/*"}, tag="branches")
 def download_attachment(attachment_id: int):
     """An attachment's bytes, always as a download (``Content-Disposition: attachment``,
     ``X-Content-Type-Options: nosniff``, a sandboxing CSP): never rendered inline.

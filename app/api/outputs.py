@@ -124,7 +124,7 @@ def push_output(case_id: int, output_id: int, body: PushBody) -> tuple[Pushed, i
 
 @bp.get("/cases/<int:case_id>/outputs/<int:output_id>/download")
 @require_role("viewer")
-@operation(responses={200: None}, tag="outputs")
+@operation(responses={200: None}, files={200: "text/markdown"}, tag="outputs")
 def download_output(case_id: int, output_id: int) -> Response:
     """The Markdown as an attachment (``text/markdown``)."""
     return markdown_download(_output(case_id, output_id))

@@ -62,6 +62,10 @@ class Operation:
     summary: str = ""
     description: str = ""
     extra_statuses: tuple[int, ...] = field(default_factory=tuple)
+    #: Other request media types than JSON: media type → JSON Schema (e.g. multipart).
+    forms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Answers that are files, not JSON: status → media type (``*/*``: whatever was stored).
+    files: dict[int, str] = field(default_factory=dict)
 
 
 def operation(
@@ -71,6 +75,8 @@ def operation(
     body: type[BaseModel] | None = None,
     tag: str | None = None,
     parse_body_first: bool = True,
+    forms: dict[str, dict[str, Any]] | None = None,
+    files: dict[int, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a view's ``query`` and ``body`` models and its answers by status (see the
     module docstring). The view's docstring becomes the operation's summary (first line)
@@ -78,6 +84,9 @@ def operation(
 
     ``parse_body_first=False``: the view calls ``parse_body(model)`` itself, e.g. after
     checking a token of its own, so that strangers learn nothing from validation errors.
+    ``forms``: request media types the view also reads (``{"multipart/form-data": schema}``),
+    described beside the JSON body; ``files``: statuses whose answer is a file of that media
+    type (declare them with ``None`` in ``responses``).
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,6 +99,8 @@ def operation(
             tag=tag,
             summary=summary.strip(),
             description=description.strip(),
+            forms=dict(forms or {}),
+            files=dict(files or {}),
         )
 
         @functools.wraps(view)
@@ -238,7 +249,10 @@ def openapi_document(app: Flask, title: str, version: str) -> dict[str, Any]:
         if op.body is not None:
             entry["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
+                "content": {
+                    "application/json": {"schema": refs[(op.body, "validation")]},
+                    **{media: {"schema": schema} for media, schema in op.forms.items()},
+                },
             }
         paths.setdefault(path, {})[method] = entry
     _unique_operation_ids(paths)
@@ -307,6 +321,11 @@ def _responses(op: Operation, refs: dict) -> dict[str, Any]:
         entry: dict[str, Any] = {"description": HTTPStatus(status).phrase}
         if model is not None:
             entry["content"] = {"application/json": {"schema": refs[(model, "serialization")]}}
+        elif status in op.files:
+            # OpenAPI 3.1: a file is a string of that media type (no "format: binary").
+            media = op.files[status]
+            schema = {"type": "string"} | ({} if "*" in media else {"contentMediaType": media})
+            entry["content"] = {op.files[status]: {"schema": schema}}
         responses[str(status)] = entry
     # Every refusal has the same body (app/errors.py): 400, 401, 403, 404, 409, 429, ...
     responses.setdefault(
