@@ -135,7 +135,7 @@ def test_a_missing_bucket_is_a_readable_refusal_not_a_500(
         content_type="multipart/form-data",
     )
     assert answer.status_code == 503
-    assert answer.get_json()["error"] == "service_unavailable"
+    assert answer.get_json()["error"] == "attachment_storage_unavailable"
     assert "does not exist" in answer.get_json()["detail"]
 
     # Reading a file kept there: 503 saying why; /readyz: degraded, still 200.
