@@ -40,9 +40,10 @@ from tests.providers.conftest import Sender
 
 pytestmark = [pytest.mark.slow, BOTH_DATABASES]
 
-#: Examples per test; with the seed fixed, every run sends the same requests.
+#: Examples per test; with the seed fixed, every run sends the same requests. The API also
+#: gets schema-driven examples from Schemathesis (test_api_schemathesis.py), hence fewer here.
 PROVIDER_EXAMPLES = 600
-API_EXAMPLES = 1200
+API_EXAMPLES = 600
 FUZZ = settings(
     derandomize=True,
     database=None,
