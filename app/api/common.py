@@ -1,16 +1,14 @@
-"""What several API modules share: the case from the URL, the JSON body, the 409 answer."""
+"""What several API modules share: the case from the URL, the JSON body."""
 
 from __future__ import annotations
 
-from flask import abort, jsonify
+from flask import abort
 
 from app.api.spec import SEND_JSON_OBJECT, _refusal
-from app.cases import lifecycle
-from app.cases.lifecycle import TransitionError
 from app.cases.models import Case
 from app.extensions import db
 
-__all__ = ["SEND_JSON_OBJECT", "case_or_404", "illegal_transition", "json_body"]
+__all__ = ["SEND_JSON_OBJECT", "case_or_404", "json_body"]
 
 
 def case_or_404(case_id: int) -> Case:
@@ -30,16 +28,3 @@ def json_body(message: str = SEND_JSON_OBJECT) -> dict:
     if not isinstance(body, dict):
         abort(400, description=message + _refusal())
     return body
-
-
-def illegal_transition(case: Case, exc: TransitionError):
-    """409 ``{"error": "illegal_transition", "detail", "status", "allowed"}``. Described
-    modules let the ``TransitionError`` escape: the one handler answers the same."""
-    response = jsonify(
-        error="illegal_transition",
-        detail=str(exc),
-        status=case.status,
-        allowed=list(lifecycle.allowed_from(case.status)),
-    )
-    response.status_code = 409
-    return response
