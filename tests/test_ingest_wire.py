@@ -8,6 +8,7 @@ at most one flag per partition per ``INBOX_WAKE_DELAY_MS``, never from the reque
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -59,3 +60,49 @@ def test_an_ingest_request_is_one_insert_and_no_redis_round_trip(app, github, mo
     assert woken == ["SET"], woken
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Delivery.id))) == 2 * DELIVERIES
+
+
+def test_concurrent_deliveries_share_a_commit_on_sqlite_and_each_gets_its_answer(
+    app, github, monkeypatch
+):
+    """Eight threads post at once (one of them an id posted just before, one with a
+    signature that fails) while the first transaction is held up: the rest queue and go
+    into the next transaction together; each answer is its own."""
+    monkeypatch.setattr(ingest, "ENDPOINT_CACHE_SECONDS", 600)
+    assert github.send_fixture("issues.opened", delivery_id="seen").status_code == 202
+    write = ingest._GroupCommit._write
+    sizes: list[int] = []
+
+    def slow_write(self, engine, hot, batch):
+        sizes.append(len(batch))
+        if len(sizes) == 1:
+            time.sleep(0.5)  # the others arrive meanwhile
+        return write(self, engine, hot, batch)
+
+    monkeypatch.setattr(ingest._GroupCommit, "_write", slow_write)
+    body = json.dumps(fixture_payload("issues.edited")).encode()
+    ids = ["first", *(f"d{n}" for n in range(5)), "seen", "forged"]
+    answers: dict[str, int] = {}
+
+    def post(delivery_id: str) -> None:
+        headers = github.headers("issues", body, delivery_id)
+        if delivery_id == "forged":
+            headers["X-Hub-Signature-256"] = "sha256=" + "0" * 64
+        answers[delivery_id] = app.test_client().post(github.path, data=body,
+                                                       headers=headers).status_code  # fmt: skip
+
+    with Wire() as wire:
+        first = threading.Thread(target=post, args=("first",))
+        first.start()
+        time.sleep(0.2)  # "first" leads and is held up
+        others = [threading.Thread(target=post, args=(i,)) for i in ids[1:]]
+        for thread in others:
+            thread.start()
+        for thread in [first, *others]:
+            thread.join(10)
+    assert answers == {**dict.fromkeys(ids[:-2], 202), "seen": 200, "forged": 401}
+    assert sizes == [1, 6], "the six that came meanwhile share one transaction"
+    assert summary(wire.statements())["COMMIT"] == 2 + 1  # + the refused one's (ORM)
+    with app.app_context():
+        stored = db.session.scalars(db.select(Delivery.delivery_id)).all()
+    assert sorted(filter(None, stored)) == sorted(ids[:-1])
