@@ -85,13 +85,14 @@ def index():
                 # Filters changed: put the canonical URL (no empty fields) in the address bar.
                 response.headers["HX-Push-Url"] = filters.url()
         else:
+            assignable = assignable_users()
             response = current_app.make_response(
                 render_template(
                     "cases/index.html",
                     providers=providers_in_use(),
                     endpoints=endpoint_choices(),
-                    assignees=assignee_choices(),
-                    assignable=assignable_users(),
+                    assignees=assignee_choices(assignable),
+                    assignable=assignable,
                     severities=SEVERITIES,
                     # The configured default is among the choices, sent as "" (not in the URL).
                     page_sizes=sorted({current_app.config["CASES_PER_PAGE"], *PAGE_SIZES}),
