@@ -392,7 +392,20 @@ def deliveries_of(case: Case):
 
 
 def providers_in_use() -> list[str]:
-    return list(db.session.scalars(db.select(Case.provider).distinct().order_by(Case.provider)))
+    """The providers cases came from, in order: one seek of ``ix_cases_provider`` per provider
+    (a recursive "next provider after this one"), where ``DISTINCT`` reads every case."""
+    first = db.select(func.min(Case.provider).label("provider")).cte("providers", recursive=True)
+    following = db.select(
+        db.select(func.min(Case.provider)).where(Case.provider > first.c.provider).scalar_subquery()
+    ).where(first.c.provider.is_not(None))
+    providers = first.union_all(following)
+    return list(
+        db.session.scalars(
+            db.select(providers.c.provider)
+            .where(providers.c.provider.is_not(None))
+            .order_by(providers.c.provider)
+        )
+    )
 
 
 def endpoint_choices() -> list[tuple[str, str]]:
