@@ -444,6 +444,13 @@ def assignee_choices(assignable: list | None = None) -> list[str]:
     return sorted({u.email for u in assignable} | set(assigned))
 
 
+#: Built once: the poll runs it on every request.
+_TABLE_VERSION = db.select(
+    db.select(func.max(Case.id)).scalar_subquery(),
+    db.select(func.max(Case.updated_at)).scalar_subquery(),
+)
+
+
 def table_version() -> str:
     """Changes whenever a case is added or updated: the poll's cheap "anything new?" check.
 
@@ -452,12 +459,7 @@ def table_version() -> str:
     (one round trip). Cases are never deleted (an endpoint's deletion keeps them), so
     nothing else changes the table.
     """
-    latest_id, latest = db.session.execute(
-        db.select(
-            db.select(func.max(Case.id)).scalar_subquery(),
-            db.select(func.max(Case.updated_at)).scalar_subquery(),
-        )
-    ).one()
+    latest_id, latest = db.session.execute(_TABLE_VERSION).one()
     return f"{latest_id or 0}-{latest.timestamp() if latest else 0}"
 
 
