@@ -195,7 +195,7 @@ def _statements_per_page(app, client, endpoint_id: str) -> dict[str, int]:
 def test_statements_per_page_do_not_grow_with_cases(app, client, github, drain):
     """Every console page and API read costs the same number of statements with 3 cases as
     with 15 (no N+1, nothing per row), and the poll's "nothing changed" is the session's
-    user and the O(1) table version: two statements."""
+    user and the O(1) table version: two statements at most."""
     _issues(github, drain, range(1, 4))
     few = _statements_per_page(app, client, github.endpoint_id)
     _issues(github, drain, range(4, 16))
@@ -203,4 +203,4 @@ def test_statements_per_page_do_not_grow_with_cases(app, client, github, drain):
         assert db.session.scalar(db.select(db.func.count(Case.id))) == 15
     many = _statements_per_page(app, client, github.endpoint_id)
     assert many == few
-    assert few["/cases (poll)"] == 2, few
+    assert few["/cases (poll)"] <= 2, few
