@@ -127,9 +127,9 @@ def ensure_root(case: Case) -> tuple[Branch, bool]:
 
 def active_branch(case: Case) -> Branch:
     """The branch being worked (the root until someone switches), creating the root if need be."""
-    root, _ = ensure_root(case)
+    # A case's branches all hang from its root, so naming one proves the root is there.
     branch = _branch_of_case(case, case.active_branch_id)
-    return branch or root
+    return branch if branch is not None else ensure_root(case)[0]
 
 
 def branches_of(case: Case, *, with_notes: bool = False) -> list[Branch]:
