@@ -112,7 +112,10 @@ def ensure_root(case: Case) -> tuple[Branch, bool]:
     Returns ``(root, created)``; a created root is flushed, not committed. Also points
     ``case.active_branch_id`` back at the root when it names no branch of this case.
     """
-    root, created = root_of(case), False
+    # A case opened in this transaction has no branches yet: no query (nor its autoflush).
+    from app.cases.service import opened_in_transaction
+
+    root, created = (None if opened_in_transaction(case) else root_of(case)), False
     if root is None:
         now = clock.now()
         root = Branch(case_id=case.id, label=ROOT_LABEL, status="active", position=0,
