@@ -282,11 +282,12 @@ def test_a_batch_costs_the_same_few_statements_however_many_deliveries(app, gith
     opened, statements = batch_statements()
     assert opened == issues
     # Per new case: its INSERT and its root branch's; nothing looked up one by one.
-    # Each new case is written (case, root branch, event, the delivery's case id), but
-    # nothing is looked up one case at a time: neither the case nor its root branch.
+    # Nothing is looked up one case at a time: neither the case nor its root branch.
     selects = [s for s in statements if s[0] == "SELECT"]
     assert len(selects) <= 3, selects  # the batch's cases, the endpoint, the subscriptions
-    assert len(statements) <= 6 * issues + 8, statements
+    # Two per case (its INSERT and its root branch's, each … RETURNING its id), the rest
+    # written together: 37 on SQLite, 39 on Postgres (before: 78 and 80, two flushes per case).
+    assert len(statements) <= 2 * issues + 16, statements
     for _round in range(2):
         for number in range(issues):
             send(number, "edited")

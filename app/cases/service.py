@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -141,21 +142,25 @@ def close_case(facts: CaseFacts, delivery: Any, reason: str = "auto") -> tuple[C
 
 def _create(facts: CaseFacts, delivery: Any) -> Case:
     now = clock.now()
-    case = Case(
-        title=facts.title or "Untitled case",
-        provider=delivery.endpoint.provider,
-        endpoint_id=delivery.endpoint_id,
-        dedup_key=facts.dedup_key,
-        severity=facts.severity,
-        source_url=facts.source_url,
-        source=facts.source,
-        created_at=now,
-        updated_at=now,
-        status_changed_at=now,
-        delivery_count=1,
-    )
-    db.session.add(case)
-    db.session.flush()  # assigns case.id for the event
+    values = {
+        "title": facts.title or "Untitled case",
+        "provider": delivery.endpoint.provider,
+        "endpoint_id": delivery.endpoint_id,
+        "dedup_key": facts.dedup_key,
+        "severity": facts.severity,
+        "source_url": facts.source_url,
+        "source": facts.source,
+        "created_at": now,
+        "updated_at": now,
+        "status_changed_at": now,
+        "delivery_count": 1,
+    }
+    # The event needs the case's id now. One INSERT … RETURNING hands back the case as a
+    # persistent object; a flush would also write everything the batch has pending, one
+    # row at a time (the worker opens many cases per transaction).
+    case = db.session.scalars(
+        insert(Case).returning(Case), [values], execution_options={"autoflush": False}
+    ).one()
     db.session.info.setdefault(_OPENED, set()).add(case.id)
     if facts.dedup_key:
         db.session.info.setdefault(_FOUND, {})[(delivery.endpoint_id, facts.dedup_key)] = case
