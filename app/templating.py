@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import quote
 
-from flask import Flask, Response, current_app, render_template, request
+from flask import Flask, Response, current_app, render_template, request, url_for
 from markupsafe import Markup, escape
 
 
@@ -58,9 +59,29 @@ def utc(moment: datetime | None) -> str:
     return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
+class UrlPattern:
+    """``url_for(endpoint, **{name: value})`` for many values at the cost of one ``url_for``:
+    the URL is built once around a placeholder, then each value is put in its place. For
+    links on every row of a table (``url_for`` costs ~25 µs; a page of 50 rows with a few
+    links each spent 5 ms on them)."""
+
+    #: Placeholder: a number, so that ``<int:…>`` converters take it too.
+    _PLACEHOLDER = 918273645
+
+    def __init__(self, endpoint: str, name: str, **values: object) -> None:
+        url = url_for(endpoint, **{name: self._PLACEHOLDER}, **values)
+        self.head, found, self.tail = url.partition(str(self._PLACEHOLDER))
+        if not found:
+            raise ValueError(f"{endpoint}: {name} is not part of the URL's path")
+
+    def __call__(self, value: object) -> str:
+        return f"{self.head}{quote(str(value), safe='')}{self.tail}"
+
+
 def register_filters(app: Flask) -> None:
     from app.markdown import render_markdown
 
     app.jinja_env.filters["reltime"] = relative_time
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["utc"] = utc
+    app.jinja_env.globals["url_pattern"] = UrlPattern

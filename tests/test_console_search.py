@@ -137,10 +137,9 @@ def test_postgres_plans_use_the_indexes(app, client):
         assert len(counts) == 1
         steps = _postgres_plan(*counts[0])
         assert "Index Only Scan using ix_cases_status_severity_provider" in steps
-        assert len(poll) == 2
-        for sql, parameters in poll:
-            steps = _postgres_plan(sql, parameters)
-            assert "Index Only Scan Backward" in steps and "Seq Scan" not in steps
+        assert len(poll) == 1, "the version is one statement (one round trip)"
+        steps = _postgres_plan(*poll[0])
+        assert steps.count("Index Only Scan Backward") == 2 and "Seq Scan" not in steps
 
 
 def test_summary_counts_in_one_read_of_a_covering_index(app, client):
@@ -276,3 +275,61 @@ def test_model_and_migration_compute_the_same_urgency():
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     assert migration.URGENCY == URGENCY_SQL
+
+
+def _page_statement(ran) -> tuple[str, object]:
+    pages = [(sql, p) for sql, p in ran if "ORDER BY cases.urgency" in sql]
+    assert len(pages) == 1, pages
+    return pages[0]
+
+
+def test_broad_search_reads_its_page_in_sort_order(app, client, monkeypatch):
+    """SQLite: a search matching at least ``BROAD_SEARCH`` cases walks ``ix_cases_urgency``
+    and checks each case against the matches (a page of 25 reads ~125 entries when a fifth
+    of the titles match), a narrower one fetches its matches by id and sorts them; the same
+    cases either way."""
+    _varied_cases(app, 12)
+    with app.app_context():
+        for n, case in enumerate(db.session.scalars(db.select(Case).order_by(Case.id))):
+            case.title = f"timeout {n}" if n % 3 else f"disk {n}"
+        db.session.commit()
+    monkeypatch.setattr(queries, "BROAD_SEARCH", 10_000)
+    with statements(app) as narrow:
+        by_id = client.get("/api/cases?q=timeout&size=25").get_json()["cases"]
+    monkeypatch.setattr(queries, "BROAD_SEARCH", 5)
+    with statements(app) as broad:
+        in_order = client.get("/api/cases?q=timeout&size=25").get_json()["cases"]
+    assert len(by_id) == 8 and by_id == in_order
+    steps = plan(app, *_page_statement(broad))
+    assert "SCAN cases USING INDEX ix_cases_urgency" in steps and "TEMP B-TREE" not in steps
+    steps = plan(app, *_page_statement(narrow))
+    assert "USING INTEGER PRIMARY KEY" in steps, steps
+    # A sort with no index to walk keeps reading the matches by id.
+    with statements(app) as created:
+        client.get("/api/cases?q=timeout&sort=created")
+    pages = [(sql, p) for sql, p in created if "ORDER BY cases.created_at DESC" in sql]
+    assert "USING INTEGER PRIMARY KEY" in plan(app, *pages[0])
+
+
+@POSTGRES_ONLY
+def test_postgres_reads_deliveries_by_their_indexes(app, client, github, drain):
+    """Postgres: the case page's deliveries come from ``ix_deliveries_case_received`` (and
+    the events' delivery ids), never a scan of every delivery, which an ``OR`` of the two
+    made it do; the deliveries log reads ``ix_deliveries_endpoint_received`` in order."""
+    github.send_fixture("issues.opened")
+    github.send_fixture("issues.edited")
+    assert drain() == 0
+    with statements(app) as ran:
+        assert client.get("/cases/1").status_code == 200
+        assert client.get(f"/endpoints/{github.endpoint_id}/deliveries").status_code == 200
+    with app.app_context():
+        by_case = [(s, p) for s, p in ran if "WHERE deliveries.case_id =" in s]
+        assert len(by_case) == 1, by_case
+        steps = _postgres_plan(*by_case[0])
+        assert "ix_deliveries_case_received" in steps, steps
+        assert "Seq Scan on deliveries" not in steps, steps
+        log = [(s, p) for s, p in ran
+               if re.search(r"WHERE deliveries.endpoint_id = \S+\s+ORDER BY", s)]  # fmt: skip
+        assert len(log) == 1, log
+        steps = _postgres_plan(*log[0])
+        assert "ix_deliveries_endpoint_received" in steps and "Sort" not in steps, steps

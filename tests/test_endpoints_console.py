@@ -474,6 +474,28 @@ def test_deliveries_log_pages(app, client, github, monkeypatch):
     assert second.count('data-delivery="') == 1 and 'rel="prev"' in second
 
 
+def test_deliveries_log_counts_only_so_far_ahead(app, client, github, monkeypatch):
+    """The log counts at most ``COUNT_AHEAD`` deliveries past its page (a long history is
+    not counted on every view): beyond that it says "more" and still offers the next page."""
+    from app.webhooks import views_deliveries
+    from tests.test_console_scale import statements
+
+    monkeypatch.setattr(views_deliveries, "DELIVERIES_PER_PAGE", 1)
+    monkeypatch.setattr(views_deliveries, "COUNT_AHEAD", 2)
+    for _ in range(4):
+        github.send_fixture("issues.edited")
+    base = f"/endpoints/{github.endpoint_id}/deliveries"
+    with statements(app) as ran:
+        first = text(client.get(base))
+    assert "Page 1 of 2+ · 2+ deliveries" in first and 'rel="next"' in first
+    counts = [sql for sql, _ in ran if "count(" in sql and "FROM deliveries" in sql]
+    assert len(counts) == 1 and "LIMIT" in counts[0], counts
+    third = text(client.get(f"{base}?page=3"))
+    assert "Page 3 of 4 · 4 deliveries" in third and 'rel="next"' in third
+    last = text(client.get(f"{base}?page=4"))
+    assert "Page 4 of 4 · 4 deliveries" in last and 'rel="next"' not in last
+
+
 def test_replay_answers_with_the_new_row(app, engineer_client, viewer_client, mixed, drain):
     with app.app_context():
         processed = db.session.scalars(

@@ -192,3 +192,33 @@ def test_a_wrong_payload_is_refused_logged_and_counted_in_production(app):
         app.config["TESTING"] = True
     assert [entry["event"] for entry in logs] == ["event.refused"]
     assert "payload/assignee" in logs[0]["problems"][0]
+
+
+def test_the_quick_check_and_jsonschema_agree_on_every_schema():
+    """``problems`` trusts jsonschema-rs's "valid" (the cheap check every stored event
+    gets): on every schema, for good and bad envelopes and payloads, it says "valid"
+    exactly when jsonschema finds nothing wrong."""
+    ulid = "01M8KX3P0TR44VC4FK8VXWMYEC"
+    values = [None, True, 0, -1, 7, 1.5, "", "x", ulid, "not-a-ulid", [], ["a"], {}, {"a": 1}]
+    checked = 0
+    for type_ in schemas.event_types():
+        schema = schemas.event_schema(type_)
+        envelope = {
+            "id": ulid, "seq": 1, "type": type_, "case_id": 1, "node_id": ulid, "lamport": 1,
+            "causation_id": None, "correlation_id": ulid, "delivery_id": None,
+            "event_type": None, "actor": None, "payload": {}, "created_at": "2026-01-01T00:00:00Z",
+        }  # fmt: skip
+        documents = [envelope, {**envelope, "extra": 1}, {**envelope, "payload": None}]
+        documents += [{**envelope, key: value} for key in envelope for value in values]
+        payload = schema["properties"]["payload"]
+        for name in payload.get("properties", {}):
+            documents += [{**envelope, "payload": {name: value}} for value in values]
+        required = {name: "x" for name in payload.get("required", [])}
+        for name in payload.get("properties", {}):
+            documents += [{**envelope, "payload": {**required, name: value}} for value in values]
+        quick, full = schemas._quick(type_), Draft202012Validator(schema)
+        for document in documents:
+            assert quick.is_valid(document) == full.is_valid(document), (type_, document)
+            assert (schemas.problems(document) == []) == full.is_valid(document)
+            checked += 1
+    assert checked > 5000

@@ -20,7 +20,6 @@ def prepare(case: Case) -> Branch:
     """The active branch of ``case``. Every case has its root from the moment it opens (a
     ``case.opened`` subscriber; migration 0011 gave older cases theirs), so this only reads;
     a case made some other way gets a root in this session, never committed by a read."""
-    service.ensure_root(case)
     return service.active_branch(case)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlalchemy.orm import selectinload
 
 from app import clock, storage
@@ -112,13 +112,22 @@ def ensure_root(case: Case) -> tuple[Branch, bool]:
     Returns ``(root, created)``; a created root is flushed, not committed. Also points
     ``case.active_branch_id`` back at the root when it names no branch of this case.
     """
-    root, created = root_of(case), False
+    # A case opened in this transaction has no branches yet: no query (nor its autoflush).
+    from app.cases.service import opened_in_transaction
+
+    root, created = (None if opened_in_transaction(case) else root_of(case)), False
     if root is None:
+        if case.id is None:
+            db.session.flush()  # a case not written yet: its id first
         now = clock.now()
-        root = Branch(case_id=case.id, label=ROOT_LABEL, status="active", position=0,
-                      description="", summary="", created_at=now, updated_at=now)  # fmt: skip
-        db.session.add(root)
-        db.session.flush()
+        values = {
+            "case_id": case.id, "label": ROOT_LABEL, "status": "active", "position": 0,
+            "description": "", "summary": "", "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        # INSERT … RETURNING for its id: a flush would write all that is pending with it.
+        root = db.session.scalars(
+            insert(Branch).returning(Branch), [values], execution_options={"autoflush": False}
+        ).one()
         created = True
     if created or _branch_of_case(case, case.active_branch_id) is None:
         case.active_branch_id = root.id
@@ -127,9 +136,9 @@ def ensure_root(case: Case) -> tuple[Branch, bool]:
 
 def active_branch(case: Case) -> Branch:
     """The branch being worked (the root until someone switches), creating the root if need be."""
-    root, _ = ensure_root(case)
+    # A case's branches all hang from its root, so naming one proves the root is there.
     branch = _branch_of_case(case, case.active_branch_id)
-    return branch or root
+    return branch if branch is not None else ensure_root(case)[0]
 
 
 def branches_of(case: Case, *, with_notes: bool = False) -> list[Branch]:

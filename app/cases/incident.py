@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import undefer
+
 from app.cases.models import Case
 from app.cases.queries import deliveries_of
 from app.events.models import CaseEvent
@@ -44,19 +46,35 @@ def case_incident(case: Case) -> CaseIncident:
 
 
 def source_delivery(case: Case) -> Delivery | None:
-    """The delivery that opened ``case`` (its ``case.opened`` event's), else its earliest."""
-    opened = db.session.scalar(
-        db.select(CaseEvent.delivery_pk)
-        .where(
-            CaseEvent.case_id == case.id,
-            CaseEvent.type == "case.opened",
-            CaseEvent.delivery_pk.is_not(None),
+    """The delivery that opened ``case`` (its ``case.opened`` event's), else its earliest,
+    with its headers and body (which the incident is read from) in the same statement."""
+    if "events" in case.__dict__:  # loaded already (the case page): no query for the event
+        opened = next(
+            (e.delivery_pk for e in case.events if e.type == "case.opened" and e.delivery_pk),
+            None,
         )
-        .limit(1)
-    )
+    else:
+        opened = db.session.scalar(
+            db.select(CaseEvent.delivery_pk)
+            .where(
+                CaseEvent.case_id == case.id,
+                CaseEvent.type == "case.opened",
+                CaseEvent.delivery_pk.is_not(None),
+            )
+            .limit(1)
+        )
+    # The delivery may sit in the session with its body and headers deferred (the case
+    # page's lists): one statement that fills them, rather than one lazy load each.
+    whole = (undefer(Delivery.body), undefer(Delivery.headers))
     if opened is not None:
-        return db.session.get(Delivery, opened)
-    return db.session.scalars(deliveries_of(case).order_by(Delivery.received_at).limit(1)).first()
+        return db.session.get(Delivery, opened, options=whole, populate_existing=True)
+    return db.session.scalars(
+        deliveries_of(case)
+        .order_by(Delivery.received_at)
+        .limit(1)
+        .options(*whole)
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 def _read(case: Case, delivery: Delivery) -> Incident:

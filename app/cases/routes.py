@@ -85,13 +85,14 @@ def index():
                 # Filters changed: put the canonical URL (no empty fields) in the address bar.
                 response.headers["HX-Push-Url"] = filters.url()
         else:
+            assignable = assignable_users()
             response = current_app.make_response(
                 render_template(
                     "cases/index.html",
                     providers=providers_in_use(),
                     endpoints=endpoint_choices(),
-                    assignees=assignee_choices(),
-                    assignable=assignable_users(),
+                    assignees=assignee_choices(assignable),
+                    assignable=assignable,
                     severities=SEVERITIES,
                     # The configured default is among the choices, sent as "" (not in the URL).
                     page_sizes=sorted({current_app.config["CASES_PER_PAGE"], *PAGE_SIZES}),
@@ -123,7 +124,9 @@ def show(case_id: int):
     if poll and request.args["since"] == version:
         response = current_app.response_class(status=204)
     else:
-        case = _case_with_timeline(case_id)
+        case = _case_with_timeline(case_id, event_deliveries=False)
+        # Every event's delivery is among these: held here, ``event.delivery`` is then
+        # found in the session (a many-to-one by primary key), not loaded a second time.
         deliveries = db.session.scalars(
             deliveries_of(case)
             .order_by(Delivery.received_at.desc())
@@ -145,18 +148,16 @@ def show(case_id: int):
     return response
 
 
-def _case_with_timeline(case_id: int) -> Case:
-    """The case with its events and their deliveries loaded in two more queries (not one
-    per event), without the deliveries' bodies, which the timeline does not show; 404."""
-    case = db.session.get(
-        Case,
-        case_id,
-        options=[
-            selectinload(Case.events)
-            .selectinload(CaseEvent.delivery)
-            .options(defer(Delivery.body), defer(Delivery.headers))
-        ],
-    )
+def _case_with_timeline(case_id: int, *, event_deliveries: bool = True) -> Case:
+    """The case with its events and (``event_deliveries``) their deliveries loaded in two
+    more queries (not one per event), without the deliveries' bodies, which the timeline
+    does not show; 404."""
+    events = selectinload(Case.events)
+    if event_deliveries:
+        events = events.selectinload(CaseEvent.delivery).options(
+            defer(Delivery.body), defer(Delivery.headers)
+        )
+    case = db.session.get(Case, case_id, options=[events])
     if case is None:
         abort(404, description=f"there is no case {case_id}")
     return case

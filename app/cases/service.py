@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,15 @@ from app.webhooks.providers.base import CaseFacts
 
 #: ``session.info`` key: the cases this transaction found or opened, by (endpoint, dedup key).
 _FOUND = "casehook.cases_by_key"
+#: ``session.info`` key: the (endpoint, dedup key) pairs ``prefetch_cases`` found no case for.
+_MISSING = "casehook.cases_missing"
+#: ``session.info`` key: ids of the cases this transaction opened.
+_OPENED = "casehook.cases_opened"
+
+
+def opened_in_transaction(case: Case) -> bool:
+    """True when ``case`` was opened (inserted) in the session's current transaction."""
+    return case.id is not None and case.id in db.session.info.get(_OPENED, ())
 
 
 def find_case(endpoint_id: str, dedup_key: str | None) -> Case | None:
@@ -39,6 +49,8 @@ def find_case(endpoint_id: str, dedup_key: str | None) -> Case | None:
     case = found.get((endpoint_id, dedup_key))
     if case is not None and case in db.session and not sa_inspect(case).deleted:
         return case
+    if case is None and (endpoint_id, dedup_key) in db.session.info.get(_MISSING, ()):
+        return None  # looked up for this batch; a case opened since would be in ``found``
     # No autoflush: a case opened in this transaction is in ``found`` (and flushed), and
     # nothing changes a case's endpoint or key, so what is pending cannot change the answer.
     with db.session.no_autoflush:
@@ -50,10 +62,37 @@ def find_case(endpoint_id: str, dedup_key: str | None) -> Case | None:
     return case
 
 
+def prefetch_cases(keys: dict[str, set[str]]) -> None:
+    """Look up, in one query per endpoint, the cases with these dedup keys
+    (``{endpoint_id: {dedup_key, ...}}``) for the rest of this transaction: ``find_case``
+    then answers from memory, "none" included. The worker calls it for each batch, whose
+    deliveries mostly name different cases (one ``SELECT`` per delivery, before)."""
+    found = db.session.info.setdefault(_FOUND, {})
+    missing = db.session.info.setdefault(_MISSING, set())
+    for endpoint_id, wanted in keys.items():
+        todo = sorted(k for k in wanted if k and (endpoint_id, k) not in found)
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            with db.session.no_autoflush:  # as in find_case: pending rows cannot change it
+                cases = db.session.scalars(
+                    db.select(Case).where(
+                        Case.endpoint_id == endpoint_id, Case.dedup_key.in_(chunk)
+                    )
+                ).all()
+            for case in cases:
+                found[(endpoint_id, case.dedup_key)] = case
+            missing.update((endpoint_id, k) for k in chunk if (endpoint_id, k) not in found)
+
+
 @sa_event.listens_for(Session, "after_transaction_end")
-def _forget_found(session: Session, _transaction: Any) -> None:
-    # Any end, savepoints too: a case opened in a savepoint rolled back is gone.
+def _forget_found(session: Session, transaction: Any) -> None:
+    # The transaction's end, or a savepoint's (a case opened in a savepoint rolled back is
+    # gone); not the inner transaction every flush runs in, which would empty it each flush.
+    if transaction.parent is not None and not transaction.nested:
+        return
     session.info.pop(_FOUND, None)
+    session.info.pop(_MISSING, None)
+    session.info.pop(_OPENED, None)
 
 
 def open_case(facts: CaseFacts, delivery: Any) -> tuple[Case, str]:
@@ -103,21 +142,26 @@ def close_case(facts: CaseFacts, delivery: Any, reason: str = "auto") -> tuple[C
 
 def _create(facts: CaseFacts, delivery: Any) -> Case:
     now = clock.now()
-    case = Case(
-        title=facts.title or "Untitled case",
-        provider=delivery.endpoint.provider,
-        endpoint_id=delivery.endpoint_id,
-        dedup_key=facts.dedup_key,
-        severity=facts.severity,
-        source_url=facts.source_url,
-        source=facts.source,
-        created_at=now,
-        updated_at=now,
-        status_changed_at=now,
-        delivery_count=1,
-    )
-    db.session.add(case)
-    db.session.flush()  # assigns case.id for the event
+    values = {
+        "title": facts.title or "Untitled case",
+        "provider": delivery.endpoint.provider,
+        "endpoint_id": delivery.endpoint_id,
+        "dedup_key": facts.dedup_key,
+        "severity": facts.severity,
+        "source_url": facts.source_url,
+        "source": facts.source,
+        "created_at": now,
+        "updated_at": now,
+        "status_changed_at": now,
+        "delivery_count": 1,
+    }
+    # The event needs the case's id now. One INSERT … RETURNING hands back the case as a
+    # persistent object; a flush would also write everything the batch has pending, one
+    # row at a time (the worker opens many cases per transaction).
+    case = db.session.scalars(
+        insert(Case).returning(Case), [values], execution_options={"autoflush": False}
+    ).one()
+    db.session.info.setdefault(_OPENED, set()).add(case.id)
     if facts.dedup_key:
         db.session.info.setdefault(_FOUND, {})[(delivery.endpoint_id, facts.dedup_key)] = case
     delivery.case_id = case.id

@@ -26,8 +26,10 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from flask import current_app, has_app_context
+from sqlalchemy import bindparam
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.events import clock as node_clock
@@ -108,6 +110,12 @@ def _strict() -> bool:
 
 
 _PENDING = "casehook_case_events"
+_events = CaseEvent.__table__
+_STAMP = (
+    _events.update()
+    .where(_events.c.id == bindparam("event"))
+    .values(seq=bindparam("s"), lamport=bindparam("l"))
+)
 
 
 @sa_event.listens_for(Session, "before_flush")
@@ -163,9 +171,18 @@ def _before_commit(session: Session) -> None:
     if unstamped:  # one statement for the transaction's events, in the order written
         last_seq, last_clock, node = node_clock.stamp(connection, len(unstamped))
         first = len(unstamped) - 1
-        for offset, event in enumerate(unstamped):
-            event.seq, event.lamport = last_seq - first + offset, last_clock - first + offset
-            event.node_id = node
+        rows = [
+            {"event": event.id, "s": last_seq - first + offset, "l": last_clock - first + offset}
+            for offset, event in enumerate(unstamped)
+        ]
+        # The events are inserted (flushed above): one executemany in Core writes their
+        # positions, and the objects are told the values are stored. Through the ORM the
+        # unit of work cost a tenth of the worker's CPU per delivery.
+        connection.execute(_STAMP.values(node_id=node), rows)
+        for row, event in zip(rows, unstamped, strict=True):
+            set_committed_value(event, "seq", row["s"])
+            set_committed_value(event, "lamport", row["l"])
+            set_committed_value(event, "node_id", node)
     refused = []
     for event in events:
         with session.no_autoflush:

@@ -25,6 +25,9 @@ from app.webhooks.views_support import (
     search_deliveries,
 )
 
+#: How many deliveries past the current page the log counts (its pager says "more" beyond).
+COUNT_AHEAD = 5000
+
 
 @bp.get("/endpoints/<endpoint_id>/deliveries")
 @require_role("viewer")
@@ -35,11 +38,15 @@ def deliveries(endpoint_id: str):
         Endpoint, endpoint_id, description=f"there is no endpoint {endpoint_id}"
     )
     filters = DeliveryFilters.from_args(request.args, endpoint_id=endpoint.id)
-    rows, total = search_deliveries(filters, DELIVERIES_PER_PAGE)
+    # Counted up to COUNT_AHEAD past this page, not through the endpoint's whole history.
+    count_up_to = (filters.page - 1) * DELIVERIES_PER_PAGE + COUNT_AHEAD
+    rows, total = search_deliveries(filters, DELIVERIES_PER_PAGE, count_up_to=count_up_to)
+    more = total > count_up_to
     context = {
         "endpoint": endpoint,
         "deliveries": rows,
-        "total": total,
+        "total": min(total, count_up_to),
+        "more": more,
         "filters": filters,
         "per_page": DELIVERIES_PER_PAGE,
         "verdicts": VERDICTS,

@@ -630,10 +630,15 @@ class DeliveryFilters:
 
 
 def search_deliveries(
-    filters: DeliveryFilters, per_page: int = DELIVERIES_PER_PAGE, offset: int | None = None
+    filters: DeliveryFilters,
+    per_page: int = DELIVERIES_PER_PAGE,
+    offset: int | None = None,
+    *,
+    count_up_to: int | None = None,
 ):
     """``(deliveries, total)``: the page ``filters.page`` (or from ``offset``) of matching
-    deliveries, newest first."""
+    deliveries, newest first. ``count_up_to``: count no further than that (a total above it
+    means "more"), so the cost does not grow with the endpoint's history."""
     query = db.select(Delivery)
     if filters.endpoint_id:
         query = query.where(Delivery.endpoint_id == filters.endpoint_id)
@@ -641,7 +646,10 @@ def search_deliveries(
         query = query.where(Delivery.verdict == filters.verdict)
     if filters.status:
         query = query.where(Delivery.status == filters.status)
-    total = db.session.scalar(db.select(func.count()).select_from(query.subquery()))
+    counted = query.with_only_columns(Delivery.id)
+    if count_up_to is not None:
+        counted = counted.limit(count_up_to + 1)
+    total = db.session.scalar(db.select(func.count()).select_from(counted.subquery()))
     deliveries = db.session.scalars(
         # The log shows no bodies: the raw view loads one when asked.
         query.options(defer(Delivery.body))
