@@ -106,7 +106,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_filters(app)
     app.register_error_handler(HTTPException, _http_error)
     throttle.init_app(app)  # its 429 handler is more specific than _http_error
-    security.init_app(app)
+    import_module("app.webhooks.routes").init_app(app)  # the ingest route's fast path
+    security.init_app(app)  # after it: ProxyFix, when configured, wraps everything
     # Every domain refusal (a value that cannot be used, a transition the status forbids,
     # ...) not caught by its view: one JSON body or the error page (app/errors.py).
     errors.init_app(app)

@@ -8,6 +8,7 @@ line written meanwhile. Values under names that sound like credentials (``secret
 inside text are replaced by ``[redacted]`` before a line is written, whoever logs it.
 """
 
+import functools
 import logging
 import re
 import sys
@@ -41,15 +42,28 @@ SECRET_TEXT = re.compile(
 REDACTED = "[redacted]"
 
 
+#: What every ``SECRET_TEXT`` match holds (whitespace after the scheme, or the ``@`` of a
+#: URL's credentials): a string without either is let through without the longer search.
+_SECRET_TEXT_HINT = re.compile(r"[\s@]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    # Log keys are a small fixed set: search each once per process, not once per line.
+    return SECRET_KEYS.search(key) is not None
+
+
 def _redact_value(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if _secret_key(key):
+            return REDACTED
+        return SECRET_TEXT.sub(_redact_match, value) if _SECRET_TEXT_HINT.search(value) else value
     if isinstance(value, dict):
         return {k: _redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(key, v) for v in value]
-    if isinstance(value, str | bytes) and SECRET_KEYS.search(key):
+    if isinstance(value, bytes) and _secret_key(key):
         return REDACTED  # numbers (max_tokens=500) say nothing secret and stay
-    if isinstance(value, str):
-        return SECRET_TEXT.sub(_redact_match, value)
     return value
 
 

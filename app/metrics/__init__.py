@@ -99,11 +99,22 @@ SYNC_LAG = Gauge(
 )
 
 
+#: ``(provider, verdict)`` → the counter and histogram children ingest counts with: found
+#: once, not through ``labels()`` (a lock and a tuple) on every request.
+_received: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+
 def delivery_received(provider: str, verdict: str, seconds: float) -> None:
     """Count one request to ``/webhooks/`` (``provider`` must be a known provider's name or
     ``unknown``: labels must stay few)."""
-    DELIVERIES_RECEIVED.labels(provider, verdict).inc()
-    INGEST_SECONDS.labels(provider).observe(seconds)
+    children = _received.get((provider, verdict))
+    if children is None:
+        children = _received[(provider, verdict)] = (
+            DELIVERIES_RECEIVED.labels(provider, verdict),
+            INGEST_SECONDS.labels(provider),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def delivery_processed(
