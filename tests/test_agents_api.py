@@ -51,6 +51,14 @@ def test_agents_crud_over_the_api(app, api_token):
     assert client.get("/api/agents/summarise", headers=viewer).status_code == 404
 
 
+def test_an_unknown_agent_is_a_404_that_names_it_in_the_api_and_the_console(app, api_token, client):
+    answer = app.test_client().get("/api/agents/nobody", headers=_auth(api_token()))
+    assert answer.status_code == 404
+    assert answer.json == {"error": "not_found", "detail": "there is no agent 'nobody'"}
+    page = client.get("/agents/nobody")
+    assert page.status_code == 404 and "there is no agent &#39;nobody&#39;" in page.text
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

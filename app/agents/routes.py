@@ -45,20 +45,20 @@ def create():
 @bp.get("/agents/<name>")
 @require_role("viewer")
 def show(name: str):
-    agent = _agent(name)
+    agent = service.agent_or_404(name)
     return render_template("agents/show.html", agent=agent, form=_as_form(agent), error=None)
 
 
 @bp.post("/agents/<name>")
 @require_role("admin")
 def update(name: str):
-    agent = _agent(name)
+    agent = service.agent_or_404(name)
     form = request.form.to_dict()
     try:
         service.update_agent(agent, _definition(form))
     except AgentError as exc:
         db.session.rollback()
-        return render_template("agents/show.html", agent=_agent(name), form=form,
+        return render_template("agents/show.html", agent=service.agent_or_404(name), form=form,
                                error=str(exc)), 422  # fmt: skip
     db.session.commit()
     flash(f"Agent {agent.name} saved.", "info")
@@ -68,7 +68,7 @@ def update(name: str):
 @bp.post("/agents/<name>/delete")
 @require_role("admin")
 def delete(name: str):
-    service.delete_agent(_agent(name))
+    service.delete_agent(service.agent_or_404(name))
     db.session.commit()
     flash(f"Agent {name} deleted.", "info")
     return redirect(url_for("agents.index"), code=303)
@@ -153,13 +153,6 @@ def _as_form(agent: Any) -> dict[str, Any]:
     values["env"] = " ".join(agent.env or [])
     values["workdir"] = agent.workdir or ""
     return values
-
-
-def _agent(name: str) -> Any:
-    agent = service.get_agent(name)
-    if agent is None:
-        abort(404, description=f"there is no agent {name!r}")
-    return agent
 
 
 def _case(case_id: int) -> Case:

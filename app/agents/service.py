@@ -60,6 +60,13 @@ def get_agent(name: str) -> Agent | None:
     return db.session.scalar(db.select(Agent).where(Agent.name == name))
 
 
+def agent_or_404(name: str) -> Agent:
+    """The agent named ``name``; a 404 saying so otherwise (for the console and the API)."""
+    return db.first_or_404(
+        db.select(Agent).where(Agent.name == name), description=f"there is no agent {name!r}"
+    )
+
+
 def all_agents() -> list[Agent]:
     return list(db.session.scalars(db.select(Agent).order_by(Agent.name)))
 

@@ -15,7 +15,6 @@ from flask_login import current_user
 
 from app.accounts.auth import require_role
 from app.agents import service
-from app.agents.models import Agent as AgentRow
 from app.agents.models import AgentRun
 from app.api import bp
 from app.api.common import case_or_404
@@ -56,7 +55,7 @@ def create_agent(body: AgentBody) -> tuple[Agent, int]:
 @operation(responses={200: Agent}, tag="agents")
 def show_agent(name: str) -> Agent:
     """One agent."""
-    return Agent.of(_agent(name))
+    return Agent.of(service.agent_or_404(name))
 
 
 @bp.patch("/agents/<name>")
@@ -64,7 +63,7 @@ def show_agent(name: str) -> Agent:
 @operation(body=AgentPatch, responses={200: Agent}, tag="agents")
 def update_agent(name: str, body: AgentPatch) -> Agent:
     """Change the fields given (admins); a new name must be free."""
-    agent = _agent(name)
+    agent = service.agent_or_404(name)
     service.update_agent(agent, body.model_dump(exclude_unset=True))
     db.session.commit()
     return Agent.of(agent)
@@ -75,7 +74,7 @@ def update_agent(name: str, body: AgentPatch) -> Agent:
 @operation(responses={204: None}, tag="agents")
 def delete_agent(name: str):
     """Delete an agent (admins): its runs stay, unfinished ones are cancelled."""
-    service.delete_agent(_agent(name))
+    service.delete_agent(service.agent_or_404(name))
     db.session.commit()
     return None, 204
 
@@ -89,7 +88,7 @@ def create_run(case_id: int, body: RunBody) -> tuple[Run, int]:
     case = case_or_404(case_id)
     run = service.request_run(
         case,
-        _agent(body.agent),
+        service.agent_or_404(body.agent),
         body.prompt,
         actor=current_user.email,
         priority=body.priority,
@@ -136,13 +135,6 @@ def _decide(run: AgentRun, action: Callable[[AgentRun, str], object]) -> Run:
     action(run, current_user.email)  # RunConflict (409) when its state does not allow it
     db.session.commit()
     return Run.of(run)
-
-
-def _agent(name: str) -> AgentRow:
-    agent = service.get_agent(name)
-    if agent is None:
-        abort(404, description=f"there is no agent {name!r}")
-    return agent
 
 
 def _run(run_id: str) -> AgentRun:
